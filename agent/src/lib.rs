@@ -1,0 +1,9 @@
+//! The Bobbin agent: configuration, the durable journal, and the daemon behind the `bobbin`
+//! CLI. See `ARCHITECTURE.md` at the repository root for the map.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod daemon;
+pub mod journal;
+pub mod logging;

@@ -1,0 +1,56 @@
+//! `bobbin run`: starts on the example config with nothing attached, says what it waits
+//! for, and stops cleanly on SIGTERM and SIGINT.
+
+mod common;
+
+use bobbin_agent::journal::{verify, JournalReader};
+use common::{bobbin, wait_until, Watched};
+use std::time::Duration;
+
+fn run_example_and_stop(signal: i32) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The example as shipped, beside a fresh data directory.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.example.toml");
+    let config = dir.path().join("config.toml");
+    std::fs::copy(example, &config).expect("copy example");
+    let mut cmd = bobbin();
+    cmd.args(["run", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG");
+    let agent = Watched::spawn(cmd);
+    wait_until(
+        "the agent to say it is running",
+        Duration::from_secs(20),
+        || agent.stderr_has("running; waiting for scans"),
+    );
+    assert!(agent.stderr_has("journal open"));
+    agent.signal(signal);
+    let (status, _, err) = agent.wait(Duration::from_secs(20));
+    assert!(status.success(), "exit status {status:?}; stderr {err:?}");
+    assert!(err.iter().any(|l| l.contains("stopped cleanly")), "{err:?}");
+    let db = dir.path().join("bobbin-data/journal.db");
+    let reader = JournalReader::open(&db).expect("journal created under data_dir");
+    assert!(verify::verify(&reader).expect("verify").problem.is_none());
+    // A clean stop checkpoints and truncates the WAL.
+    let wal = dir.path().join("bobbin-data/journal.db-wal");
+    assert!(!wal.exists() || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) == 0);
+}
+
+#[test]
+fn runs_on_the_example_config_and_stops_on_sigterm() {
+    run_example_and_stop(libc::SIGTERM);
+}
+
+#[test]
+fn stops_on_sigint_too() {
+    run_example_and_stop(libc::SIGINT);
+}
+
+#[test]
+fn a_bad_config_stops_run_with_the_key_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = common::write_config(dir.path(), "[journal]\nqueue = 0\n");
+    let (code, _, err) = common::run(&["run", "--config", config.to_str().expect("path")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("journal.queue: must be between"), "{err}");
+}

@@ -1,0 +1,1 @@
+//! Device I/O: turns scanners and readers into `Reading`s. Decoding lives in `bobbin-codes`.
