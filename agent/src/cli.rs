@@ -70,6 +70,66 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Decode one scan as the agent would and print it as one JSON object:
+    /// `{"scheme": …, "key": …, "fields": {…}}`. Exit 0 when it decodes; otherwise print
+    /// `{"error": "…"}` and exit 1. Uses the `[codes]` section of --config when given.
+    Decode {
+        /// The scanned text, e.g. `]C1010950600013435210ABC` or a DG trace code.
+        #[arg(required_unless_present = "hex", conflicts_with = "hex")]
+        text: Option<String>,
+        /// The raw bytes as hex instead (e.g. an EPC from an RFID reader, or GS1 with 1D).
+        #[arg(long)]
+        hex: Option<String>,
+        /// A symbology hint: an AIM id such as `]C1`, or `epc` for binary EPC bytes.
+        #[arg(long)]
+        hint: Option<String>,
+        /// Take decoding settings (trace layout, control prefixes) from this config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Print new, valid DG trace codes (DG-7.1.2), one per line; the random part comes from
+    /// the operating system's CSPRNG and the check character is computed.
+    GenCode {
+        /// Trace node: the workshop id (8 upper-case letters or digits in the default layout).
+        #[arg(long)]
+        node: String,
+        /// Region: GB/T 2260 division code (6 digits), e.g. 441900.
+        #[arg(long)]
+        region: String,
+        /// Date as YYMMDD; default today (UTC).
+        #[arg(long)]
+        date: Option<String>,
+        /// Attribute identifier (2 characters); default from the layout (`FZ`).
+        #[arg(long)]
+        attribute: Option<String>,
+        /// How many codes.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Take the trace layout from this config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Import master data from a CSV file into the journal database: all lines or none.
+    /// Codes (badges, bundle tickets) are decoded as scans would be, and a bad line is named.
+    /// Safe while the agent runs. Headers: workers `id,name,team,badge`; bundles
+    /// `trace_code,order,style,colour,size,quantity`; processes `order,process,step`.
+    Import {
+        /// Which table the file fills.
+        #[arg(value_enum)]
+        kind: crate::masterdata::Kind,
+        /// The CSV file (UTF-8, with the header line).
+        file: PathBuf,
+        /// The agent's configuration (for the journal path and the decoding settings).
+        #[arg(long, short, env = "BOBBIN_CONFIG", default_value = "/etc/bobbin/config.toml")]
+        config: PathBuf,
+    },
+    /// List serial ports (with USB VID/PID/serial where known) and HID devices (VID/PID,
+    /// usage page, product), to help write the [[devices]] section of the config.
+    Devices {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Append synthetic records as fast as the journal takes them, printing each
     /// `committed SEQ HASH` line only after its commit (used by the crash tests; also a
     /// quick disk check on a new PC).

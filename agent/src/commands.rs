@@ -35,12 +35,132 @@ pub fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Verify { db } => verify_cmd(&db),
         Command::Trace { code, db } => trace_cmd(&code, &db),
         Command::Backup { db, out } => backup_cmd(&db, &out),
+        Command::Decode {
+            text,
+            hex,
+            hint,
+            config,
+        } => decode_cmd(text, hex, hint, config.as_deref()),
+        Command::GenCode {
+            node,
+            region,
+            date,
+            attribute,
+            count,
+            config,
+        } => gen_code_cmd(&node, &region, date, attribute, count, config.as_deref()),
+        Command::Import { kind, file, config } => import_cmd(kind, &file, &config),
+        Command::Devices { json } => {
+            let list = bobbin_drivers::list_devices();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{list}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::StressAppend {
             db,
             count,
             in_flight,
         } => stress_append(&db, count, in_flight),
     }
+}
+
+/// The `[codes]` settings of a config file, or the defaults without one.
+fn codes_config(config: Option<&Path>) -> anyhow::Result<bobbin_codes::DecodeConfig> {
+    match config {
+        Some(p) => Ok(Config::load(p).map_err(|e| anyhow::anyhow!("{e}"))?.codes),
+        None => Ok(bobbin_codes::DecodeConfig::default()),
+    }
+}
+
+fn decode_cmd(
+    text: Option<String>,
+    hex: Option<String>,
+    hint: Option<String>,
+    config: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let cfg = codes_config(config)?;
+    let raw = match (text, hex) {
+        (_, Some(h)) => {
+            let cleaned: String = h.chars().filter(|c| !c.is_whitespace()).collect();
+            match hex::decode(&cleaned) {
+                Ok(b) => b,
+                Err(e) => {
+                    println!("{}", serde_json::json!({ "error": format!("--hex: {e}") }));
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+        (Some(t), None) => t.into_bytes(),
+        (None, None) => anyhow::bail!("give the scanned TEXT or --hex HEX"),
+    };
+    match bobbin_codes::decode(&raw, hint.as_deref(), &cfg) {
+        Ok(d) => {
+            println!("{}", serde_json::to_string(&d)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("{}", serde_json::json!({ "error": e.to_string() }));
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn gen_code_cmd(
+    node: &str,
+    region: &str,
+    date: Option<String>,
+    attribute: Option<String>,
+    count: usize,
+    config: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let cfg = codes_config(config)?;
+    let date = date.unwrap_or_else(|| chrono::Utc::now().format("%y%m%d").to_string());
+    match bobbin_codes::generate_trace_codes(
+        &cfg.trace,
+        attribute.as_deref(),
+        node,
+        region,
+        &date,
+        count,
+    ) {
+        Ok(codes) => {
+            let mut out = std::io::stdout().lock();
+            for c in codes {
+                writeln!(out, "{c}")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn import_cmd(kind: crate::masterdata::Kind, file: &Path, config: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let rows = match crate::masterdata::parse(kind, &text, &cfg.codes) {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("{}: {e} (nothing imported)", file.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let db = cfg.journal_path();
+    if let Some(dir) = db.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut conn = journal::connect(&db).with_context(|| format!("opening {}", db.display()))?;
+    journal::schema::migrate(&mut conn)?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let n = crate::masterdata::import(&tx, &rows)?;
+    tx.commit()?;
+    println!("imported {n} {kind:?} rows from {} into {}", file.display(), db.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check_config(path: &Path) -> ExitCode {

@@ -19,12 +19,12 @@ pub struct Config {
     /// The local journal.
     #[serde(default)]
     pub journal: JournalSection,
-    // PENDING-CODES /// How scans are decoded.
-    // PENDING-CODES #[serde(default)]
-    // PENDING-CODES pub codes: bobbin_codes::DecodeConfig,
+    /// How scans are decoded.
+    #[serde(default)]
+    pub codes: bobbin_codes::DecodeConfig,
     /// Scanners and readers.
     #[serde(default)]
-    pub devices: Vec<DeviceStub>, // PENDING-DRIVERS bobbin_drivers::DeviceConfig
+    pub devices: Vec<bobbin_drivers::DeviceConfig>,
     /// The stations of this workshop.
     #[serde(default)]
     pub stations: Vec<StationConfig>,
@@ -208,7 +208,7 @@ impl Config {
                 "must be between 10 and 600000",
             ));
         }
-        // PENDING-CODES self.codes.validate().map_err(|e| prefixed("codes", e))?;
+        self.codes.validate().map_err(|e| prefixed("codes", e))?;
         let mut device_ids = HashSet::new();
         for (i, d) in self.devices.iter().enumerate() {
             let key = format!("devices[{i}]");
@@ -219,7 +219,7 @@ impl Config {
                     format!("duplicate device id {:?}", d.id),
                 ));
             }
-            // PENDING-DRIVERS d.validate().map_err(|e| prefixed(&key, e))?;
+            d.validate().map_err(|e| prefixed(&key, e))?;
         }
         let mut station_ids = HashSet::new();
         let mut device_owner: std::collections::HashMap<&str, &str> = Default::default();
@@ -302,9 +302,3 @@ fn located(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-/// PENDING-DRIVERS: stands in for the drivers' device config until it lands.
-#[derive(Debug, Clone, Deserialize)]
-pub struct DeviceStub {
-    /// Device id.
-    pub id: String,
-}

@@ -88,3 +88,20 @@ async fn appends_after_close_are_refused_not_lost() {
     let e = h.append(content(2)).await.expect_err("closed");
     assert!(e.to_string().contains("not running"), "{e}");
 }
+
+#[test]
+fn a_second_writer_on_the_same_journal_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("j.db");
+    let first = Journal::open(&JournalConfig::at(&path)).expect("open");
+    let second = Journal::open(&JournalConfig::at(&path));
+    let Err(e) = second else {
+        panic!("two writers on one journal would fork its chain")
+    };
+    let text = e.to_string();
+    assert!(text.contains("in use by another bobbin process"), "{text}");
+    assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
+    first.close().expect("close");
+    // Released at close: the next writer may open it.
+    Journal::open(&JournalConfig::at(&path)).expect("reopen after close").close().expect("close");
+}

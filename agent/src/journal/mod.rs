@@ -72,6 +72,9 @@ pub enum JournalError {
     /// The disk is full: the record was not stored. Back off and retry; an alarm is raised.
     #[error("disk full: record not stored")]
     DiskFull,
+    /// Another process has this journal open for writing.
+    #[error("journal {0} is in use by another bobbin process{1}; only one writer may append to a journal")]
+    Locked(PathBuf, String),
     /// The database content is not a Bobbin journal we can use.
     #[error("journal is damaged: {0}")]
     Damaged(String),
@@ -113,6 +116,8 @@ pub(crate) struct ChainHead {
 
 /// An open journal: the writer thread, the checkpointer, and the path for readers.
 pub struct Journal {
+    // Declared first so it is released last, after the writer has stopped.
+    _lock: WriterLock,
     handle: JournalHandle,
     writer: writer::WriterThread,
     path: PathBuf,
@@ -123,6 +128,7 @@ impl Journal {
     /// Opens the journal at `cfg.path`, creating, migrating and checking it, and starts the
     /// writer. A file that fails its integrity check is moved aside and a new journal starts.
     pub fn open(cfg: &JournalConfig) -> Result<Journal, JournalError> {
+        let lock = WriterLock::acquire(&cfg.path)?;
         let (mut conn, mut head, mut report) = open_or_recover(&cfg.path)?;
         if let Some(q) = &report.quarantined {
             // Leave a trace in the new journal itself, so the platform hears of it too.
@@ -143,6 +149,7 @@ impl Journal {
         }
         let (handle, writer) = writer::start(conn, head, cfg)?;
         Ok(Journal {
+            _lock: lock,
             handle,
             writer,
             path: cfg.path.clone(),
@@ -186,8 +193,9 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Opens a write connection with the journal's pragmas.
-pub(crate) fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
+/// Opens a connection with the journal's pragmas (WAL, synchronous=FULL). Records are
+/// appended only through the writer; this is for the working tables and tools.
+pub fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -354,4 +362,56 @@ fn quarantine(path: &Path) -> Result<PathBuf, JournalError> {
         }
     }
     Ok(moved_to)
+}
+
+/// An exclusive `flock` on `<journal>.lock`, held while a process may append.
+///
+/// Two writers on one journal would both continue the chain from the same head and fork
+/// it; SQLite's own locking serialises transactions but cannot prevent that.
+struct WriterLock {
+    _file: std::fs::File,
+}
+
+impl WriterLock {
+    fn acquire(db: &Path) -> Result<WriterLock, JournalError> {
+        use std::io::{Read, Seek, Write};
+        use std::os::fd::AsRawFd;
+        let path = PathBuf::from(format!("{}.lock", db.display()));
+        if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| JournalError::Io {
+                what: "creating directory",
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|source| JournalError::Io {
+                what: "opening lock file",
+                path: path.clone(),
+                source,
+            })?;
+        // SAFETY: flock on a file descriptor we own; no memory is shared with the kernel.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {holder})")
+            };
+            return Err(JournalError::Locked(db.to_owned(), who));
+        }
+        // Best effort: the pid helps a technician find the other process.
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = write!(file, "{}", std::process::id());
+        Ok(WriterLock { _file: file })
+    }
 }

@@ -6,7 +6,7 @@
 use rusqlite::{Connection, Transaction};
 
 /// The version this build writes and expects.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Pragmas every connection gets. `synchronous=FULL` makes each commit durable on return
 /// (NORMAL can roll back committed transactions after a power cut, which would break
@@ -79,8 +79,49 @@ const V1: &str = "
     );
 ";
 
+/// Version 2: master data (workers, bundles, process routes) and the claims index.
+///
+/// These are working tables, not the journal: the journal's records are the history; these
+/// say what is true now. Worker names live only here (ZH-3.3): records carry worker ids.
+const V2: &str = "
+    CREATE TABLE workers (
+        id      TEXT PRIMARY KEY,
+        name    TEXT NOT NULL,
+        team    TEXT,
+        badge   TEXT UNIQUE          -- the decoded badge key, e.g. badge:E1042
+    );
+
+    CREATE TABLE bundles (
+        trace_key TEXT PRIMARY KEY,  -- the decoded, normalised key of the bundle ticket
+        order_no  TEXT NOT NULL,
+        style     TEXT,
+        colour    TEXT,
+        size      TEXT,
+        quantity  INTEGER NOT NULL CHECK (quantity >= 0)
+    );
+
+    CREATE TABLE processes (
+        order_no  TEXT NOT NULL,
+        process   TEXT NOT NULL,
+        step      INTEGER NOT NULL,
+        PRIMARY KEY (order_no, process)
+    );
+
+    -- One row per coupon (bundle trace key + process) claimed on this agent; the primary
+    -- key is what makes a second claim impossible (DG-A1, piece-rate pay).
+    CREATE TABLE claims (
+        trace_key TEXT NOT NULL,
+        process   TEXT NOT NULL,
+        station   TEXT NOT NULL,
+        worker    TEXT NOT NULL,
+        time_ms   INTEGER NOT NULL,
+        open      INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (trace_key, process)
+    ) WITHOUT ROWID;
+";
+
 /// Every migration, in order: `MIGRATIONS[i]` takes version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Why the schema could not be brought up to date.
 #[derive(Debug, thiserror::Error)]
