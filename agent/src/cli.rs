@@ -120,7 +120,12 @@ pub enum Command {
         /// The CSV file (UTF-8, with the header line).
         file: PathBuf,
         /// The agent's configuration (for the journal path and the decoding settings).
-        #[arg(long, short, env = "BOBBIN_CONFIG", default_value = "/etc/bobbin/config.toml")]
+        #[arg(
+            long,
+            short,
+            env = "BOBBIN_CONFIG",
+            default_value = "/etc/bobbin/config.toml"
+        )]
         config: PathBuf,
     },
     /// List serial ports (with USB VID/PID/serial where known) and HID devices (VID/PID,
@@ -129,6 +134,13 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Show this agent's signing key: the public half to register at the platform. The key
+    /// is created (mode 0600) at the path `[sync].key_file` names if it does not exist yet.
+    Key {
+        /// What to do with the key.
+        #[command(subcommand)]
+        action: KeyAction,
     },
     /// Append synthetic records as fast as the journal takes them, printing each
     /// `committed SEQ HASH` line only after its commit (used by the crash tests; also a
@@ -144,5 +156,21 @@ pub enum Command {
         /// Appends kept in flight at once.
         #[arg(long, default_value_t = 64)]
         in_flight: usize,
+    },
+}
+
+/// `bobbin key` actions.
+#[derive(Debug, Subcommand)]
+pub enum KeyAction {
+    /// Print the public key (base64 and hex) and the key file's path.
+    Show {
+        /// The agent's configuration (its [sync] section names the key file).
+        #[arg(
+            long,
+            short,
+            env = "BOBBIN_CONFIG",
+            default_value = "/etc/bobbin/config.toml"
+        )]
+        config: PathBuf,
     },
 }

@@ -50,6 +50,21 @@ pub fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             config,
         } => gen_code_cmd(&node, &region, date, attribute, count, config.as_deref()),
         Command::Import { kind, file, config } => import_cmd(kind, &file, &config),
+        Command::Key {
+            action: crate::cli::KeyAction::Show { config },
+        } => {
+            let cfg = Config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let Some(sync) = cfg.sync else {
+                anyhow::bail!("{}: no [sync] section, so no signing key", config.display());
+            };
+            let key = bobbin_sync::AgentKey::load_or_create(&sync.key_file)
+                .with_context(|| format!("key file {}", sync.key_file.display()))?;
+            println!("agent:      {}", cfg.agent.id);
+            println!("key file:   {}", sync.key_file.display());
+            println!("public key: {}", key.public_key_base64());
+            println!("hex:        {}", key.public_key_hex());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Devices { json } => {
             let list = bobbin_drivers::list_devices();
             if json {
@@ -140,9 +155,14 @@ fn gen_code_cmd(
     }
 }
 
-fn import_cmd(kind: crate::masterdata::Kind, file: &Path, config: &Path) -> anyhow::Result<ExitCode> {
+fn import_cmd(
+    kind: crate::masterdata::Kind,
+    file: &Path,
+    config: &Path,
+) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let rows = match crate::masterdata::parse(kind, &text, &cfg.codes) {
         Ok(rows) => rows,
         Err(e) => {
@@ -159,7 +179,11 @@ fn import_cmd(kind: crate::masterdata::Kind, file: &Path, config: &Path) -> anyh
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let n = crate::masterdata::import(&tx, &rows)?;
     tx.commit()?;
-    println!("imported {n} {kind:?} rows from {} into {}", file.display(), db.display());
+    println!(
+        "imported {n} {kind:?} rows from {} into {}",
+        file.display(),
+        db.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -28,6 +28,12 @@ pub struct Config {
     /// The stations of this workshop.
     #[serde(default)]
     pub stations: Vec<StationConfig>,
+    /// The status server (supervisor page, API, metrics).
+    #[serde(default)]
+    pub status: crate::status::StatusConfig,
+    /// Upload to the central platform; without it the agent keeps everything locally.
+    #[serde(default)]
+    pub sync: Option<bobbin_sync::SyncConfig>,
 }
 
 /// `[agent]`: identity, data directory, logging.
@@ -44,6 +50,14 @@ pub struct AgentSection {
     /// Default log filter when `RUST_LOG` is not set.
     #[serde(default = "default_log_filter")]
     pub log_filter: String,
+    /// The workshop's offset from UTC in minutes (China: 480): decides the local date of
+    /// work records and when "pieces today" resets. Records themselves carry UTC.
+    #[serde(default = "default_utc_offset")]
+    pub utc_offset_minutes: i32,
+}
+
+fn default_utc_offset() -> i32 {
+    480
 }
 
 fn default_log_filter() -> String {
@@ -73,6 +87,13 @@ pub struct JournalSection {
     pub queue: usize,
     /// Milliseconds between background WAL checkpoints.
     pub checkpoint_interval_ms: u64,
+    /// Days an uploaded record is kept locally before it is pruned (DG-7.5: at least 730).
+    /// Records not yet uploaded are never pruned.
+    pub retention_days: u32,
+    /// Raise the disk alarm when the journal's filesystem has less free space (MB).
+    pub min_free_mb: u64,
+    /// Raise the disk alarm when the journal file grows past this size (MB); 0 = no budget.
+    pub budget_mb: u64,
 }
 
 impl Default for JournalSection {
@@ -82,6 +103,9 @@ impl Default for JournalSection {
             max_batch: 4096,
             queue: 16_384,
             checkpoint_interval_ms: 1000,
+            retention_days: 730,
+            min_free_mb: 500,
+            budget_mb: 0,
         }
     }
 }
@@ -122,6 +146,36 @@ pub struct StationConfig {
     /// Ids of MQTT machines (sewing machines, irons) bound to this station.
     #[serde(default)]
     pub machines: Vec<String>,
+    /// Where a work record's start and end come from.
+    #[serde(default)]
+    pub timing: Timing,
+    /// What to do with a bundle that is not in the imported master data.
+    #[serde(default)]
+    pub unknown_bundles: UnknownBundles,
+}
+
+/// Where a work record's start and end times come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Timing {
+    /// One scan per bundle: start is the previous completion at this station (or the
+    /// worker's login), end is the scan.
+    #[default]
+    Consecutive,
+    /// Two scans per bundle: the first starts the work, the second ends it.
+    TwoScans,
+}
+
+/// What to do with a bundle that is not in the imported master data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownBundles {
+    /// Record the work, flagged `unknown-bundle`, with the piece count unknown, so nothing a
+    /// worker did is lost; a supervisor completes it.
+    #[default]
+    Accept,
+    /// Refuse the scan (bad beep), keeping it as a reject row.
+    Refuse,
 }
 
 /// A configuration error: the key, and what is wrong with it.
@@ -172,9 +226,18 @@ impl Config {
         })?;
         // Relative paths in the file are relative to the file, not to wherever the agent
         // happens to be started from.
-        if cfg.agent.data_dir.is_relative() {
-            if let Some(dir) = path.parent() {
-                cfg.agent.data_dir = dir.join(&cfg.agent.data_dir);
+        if let Some(dir) = path.parent() {
+            let rebase = |p: &mut PathBuf| {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            };
+            rebase(&mut cfg.agent.data_dir);
+            if let Some(sync) = &mut cfg.sync {
+                rebase(&mut sync.key_file);
+                if let Some(t) = &mut sync.token_file {
+                    rebase(t);
+                }
             }
         }
         Ok(cfg)
@@ -195,6 +258,12 @@ impl Config {
     /// Checks what types alone cannot: ids, cross references, ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_id("agent.id", &self.agent.id)?;
+        if !(-14 * 60..=14 * 60).contains(&self.agent.utc_offset_minutes) {
+            return Err(err(
+                "agent.utc_offset_minutes",
+                "must be between -840 and 840",
+            ));
+        }
         let j = &self.journal;
         if !(1..=100_000).contains(&j.max_batch) {
             return Err(err("journal.max_batch", "must be between 1 and 100000"));
@@ -208,6 +277,9 @@ impl Config {
                 "must be between 10 and 600000",
             ));
         }
+        if j.retention_days == 0 {
+            return Err(err("journal.retention_days", "must be at least 1"));
+        }
         self.codes.validate().map_err(|e| prefixed("codes", e))?;
         let mut device_ids = HashSet::new();
         for (i, d) in self.devices.iter().enumerate() {
@@ -220,6 +292,20 @@ impl Config {
                 ));
             }
             d.validate().map_err(|e| prefixed(&key, e))?;
+        }
+        self.status.validate().map_err(|e| prefixed("status", e))?;
+        if let Some(sync) = &self.sync {
+            sync.validate()
+                .map_err(|e| err(format!("sync.{}", e.key), e.message))?;
+            if sync.agent_id != self.agent.id {
+                return Err(err(
+                    "sync.agent_id",
+                    format!(
+                        "{:?} differs from agent.id {:?}; they must match",
+                        sync.agent_id, self.agent.id
+                    ),
+                ));
+            }
         }
         let mut station_ids = HashSet::new();
         let mut device_owner: std::collections::HashMap<&str, &str> = Default::default();
@@ -301,4 +387,3 @@ fn located(text: &str, e: &toml::de::Error) -> String {
         None => message,
     }
 }
-

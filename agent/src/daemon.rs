@@ -1,12 +1,23 @@
-//! `bobbin run`: the daemon. Opens the journal, starts the tasks, and shuts down cleanly on
-//! SIGTERM/SIGINT, committing everything pending first.
+//! `bobbin run`: the daemon. Opens the journal, starts the device, workflow and upload
+//! tasks, and on SIGTERM/SIGINT stops them in order — inputs first, then the workflow
+//! (which commits what it already read), then the uploader, then the journal (which commits
+//! everything queued and checkpoints).
 
 use crate::config::Config;
 use crate::journal::{Journal, JournalConfig};
+use crate::upload::JournalSource;
+use crate::workflow::{self, NoFeedback, StationsView};
 use anyhow::Context;
+use bobbin_sync::UploadSource;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::{mpsc, watch};
 
-/// Runs the agent until a shutdown signal or a fatal journal error.
+/// How many readings may wait for the workflow before devices stop reading (back-pressure).
+const READINGS_QUEUE: usize = 256;
+
+/// Runs the agent until a shutdown signal or a fatal error.
 pub fn run(cfg: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.agent.data_dir)
         .with_context(|| format!("creating data directory {}", cfg.agent.data_dir.display()))?;
@@ -32,11 +43,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let outcome = rt.block_on(async {
-        announce_waiting(&cfg);
-        wait_for_stop(&journal).await
-    });
-    tracing::info!("shutting down: committing pending records");
+    let outcome = rt.block_on(run_tasks(&cfg, &journal));
     rt.shutdown_timeout(Duration::from_secs(5));
     let closed = journal.close();
     outcome?;
@@ -45,19 +52,155 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn run_tasks(cfg: &Config, journal: &Journal) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    // Devices feed one bounded channel; a full channel makes them stop reading.
+    let (readings_tx, readings_rx) = mpsc::channel(READINGS_QUEUE);
+    let mut devices = HashMap::new();
+    for d in &cfg.devices {
+        let h = bobbin_drivers::spawn_device(d.clone(), readings_tx.clone(), stop_rx.clone());
+        devices.insert(d.id.clone(), h);
+    }
+    let device_cells = cfg
+        .devices
+        .iter()
+        .filter_map(|d| devices.get(&d.id).map(|h| h.status_cell()))
+        .collect();
+    drop(readings_tx);
+
+    let view: StationsView = Arc::new(Mutex::new(Vec::new()));
+    let workflow = {
+        let cfg = cfg.clone();
+        let handle = journal.handle();
+        let path = journal.path().to_owned();
+        let view = view.clone();
+        tokio::spawn(async move {
+            workflow::run(
+                &cfg,
+                path,
+                handle,
+                readings_rx,
+                devices,
+                Arc::new(NoFeedback),
+                view,
+            )
+            .await
+        })
+    };
+
+    let uploader = match &cfg.sync {
+        None => None,
+        Some(sync) => {
+            bobbin_sync::install_crypto_provider();
+            let key = bobbin_sync::AgentKey::load_or_create(&sync.key_file)
+                .with_context(|| format!("signing key {}", sync.key_file.display()))?;
+            let sources: Vec<Arc<dyn UploadSource>> =
+                JournalSource::all(journal.path(), &journal.handle())?
+                    .into_iter()
+                    .map(|s| Arc::new(s) as Arc<dyn UploadSource>)
+                    .collect();
+            let (up, handle) = bobbin_sync::Uploader::new(sync.clone(), key, sources)
+                .context("starting the uploader")?;
+            tracing::info!(url = %sync.url, "uploading to the platform");
+            Some((tokio::spawn(up.run()), handle))
+        }
+    };
+
+    let disk = Arc::new(Mutex::new(crate::journal::retention::DiskState::Ok));
+    let maintenance = tokio::spawn(crate::maintenance::run(
+        cfg.journal.clone(),
+        journal.path().to_owned(),
+        journal.handle(),
+        disk.clone(),
+        stop_rx.clone(),
+    ));
+
+    let sources = Arc::new(crate::status::Sources {
+        agent_id: cfg.agent.id.clone(),
+        journal_id: journal.report().journal_id.to_string(),
+        started: chrono::Utc::now(),
+        stations: view.clone(),
+        devices: device_cells,
+        sync: uploader.as_ref().map(|(_, h)| h.clone()),
+        disk: disk.clone(),
+        reader: Mutex::new(journal.reader()?),
+        db_path: journal.path().to_owned(),
+        writer_alive: Box::new(journal.liveness()),
+        journal: journal.handle(),
+        inspection: crate::station::WorkshopOptions {
+            utc_offset_minutes: cfg.agent.utc_offset_minutes,
+            ..Default::default()
+        },
+    });
+    // A taken port must not stop the workshop from recording scans: the page is a view,
+    // the journal is the job. Say so loudly and run on without it.
+    let status = match tokio::net::TcpListener::bind(cfg.status.listen).await {
+        Ok(listener) => Some(tokio::spawn(crate::status::serve(
+            listener,
+            cfg.status.clone(),
+            sources,
+            stop_rx.clone(),
+        ))),
+        Err(e) => {
+            tracing::error!(listen = %cfg.status.listen, error = %e, "status server disabled: cannot bind");
+            None
+        }
+    };
+
+    announce_waiting(cfg);
+    let stopped = wait_for_stop(journal, &uploader).await;
+
+    tracing::info!("shutting down: stopping inputs, committing pending records");
+    let _ = stop_tx.send(true);
+    match workflow.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "station workflow stopped with an error"),
+        Err(e) => tracing::error!(error = %e, "station workflow task failed"),
+    }
+    let _ = maintenance.await;
+    if let Some(status) = status {
+        match status.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "status server failed"),
+            Err(e) => tracing::error!(error = %e, "status server task failed"),
+        }
+    }
+    if let Some((task, handle)) = uploader {
+        handle.shutdown();
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "uploader stopped with an error"),
+            Err(e) => tracing::error!(error = %e, "uploader task failed"),
+        }
+    }
+    stopped
+}
+
 /// Says, once, what the agent is waiting for, so a fresh install does not look dead.
 fn announce_waiting(cfg: &Config) {
     if cfg.devices.is_empty() {
         tracing::info!("no devices configured: add [[devices]] to read scanners");
+    } else {
+        let ids: Vec<&str> = cfg.devices.iter().map(|d| d.id.as_str()).collect();
+        tracing::info!(devices = ?ids, "waiting for devices (a missing one is retried)");
     }
     if cfg.stations.is_empty() {
         tracing::info!("no stations configured: add [[stations]] to turn scans into records");
     }
+    if cfg.sync.is_none() {
+        tracing::info!("no [sync] section: records stay on this PC until one is added");
+    }
     tracing::info!("running; waiting for scans (SIGTERM or Ctrl-C to stop)");
 }
 
-/// Resolves on SIGTERM/SIGINT (Ok) or when the journal writer dies (Err).
-async fn wait_for_stop(journal: &Journal) -> anyhow::Result<()> {
+type UploaderTask = (
+    tokio::task::JoinHandle<Result<(), bobbin_sync::SyncError>>,
+    bobbin_sync::UploaderHandle,
+);
+
+/// Resolves on SIGTERM/SIGINT (Ok) or when the journal writer or the uploader dies (Err).
+async fn wait_for_stop(journal: &Journal, uploader: &Option<UploaderTask>) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -69,6 +212,9 @@ async fn wait_for_stop(journal: &Journal) -> anyhow::Result<()> {
             _ = tick.tick() => {
                 if !journal.writer_alive() {
                     anyhow::bail!("journal writer stopped; exiting so the service manager restarts the agent");
+                }
+                if uploader.as_ref().is_some_and(|(t, _)| t.is_finished()) {
+                    anyhow::bail!("uploader stopped on a storage error; exiting so the service manager restarts the agent");
                 }
             }
         }

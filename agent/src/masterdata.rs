@@ -119,7 +119,11 @@ pub fn parse(kind: Kind, text: &str, codes: &DecodeConfig) -> Result<Vec<Row>, L
     if header != want {
         return Err(LineError {
             line: 1,
-            problem: format!("header must be `{}`, found `{}`", want.join(","), header.join(",")),
+            problem: format!(
+                "header must be `{}`, found `{}`",
+                want.join(","),
+                header.join(",")
+            ),
         });
     }
     let mut rows = Vec::new();
@@ -176,7 +180,9 @@ pub fn parse(kind: Kind, text: &str, codes: &DecodeConfig) -> Result<Vec<Row>, L
         let key = match &row {
             Row::Worker { id, .. } => format!("worker id {id:?}"),
             Row::Bundle { trace_key, .. } => format!("bundle {trace_key:?}"),
-            Row::Process { order, process, .. } => format!("process {process:?} of order {order:?}"),
+            Row::Process { order, process, .. } => {
+                format!("process {process:?} of order {order:?}")
+            }
         };
         if let Some(first) = seen.insert(key.clone(), line) {
             return Err(LineError {
@@ -184,10 +190,7 @@ pub fn parse(kind: Kind, text: &str, codes: &DecodeConfig) -> Result<Vec<Row>, L
                 problem: format!("{key} already on line {first}"),
             });
         }
-        if let Row::Worker {
-            badge: Some(b), ..
-        } = &row
-        {
+        if let Row::Worker { badge: Some(b), .. } = &row {
             if let Some(first) = seen.insert(format!("badge {b}"), line) {
                 return Err(LineError {
                     line,
@@ -201,7 +204,11 @@ pub fn parse(kind: Kind, text: &str, codes: &DecodeConfig) -> Result<Vec<Row>, L
 }
 
 fn check_id(line: u64, col: &str, id: &str) -> Result<(), LineError> {
-    if id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+    if id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
         Ok(())
     } else {
         Err(LineError {
@@ -237,7 +244,10 @@ fn decode_as(
     if badge && !is_badge {
         return Err(LineError {
             line,
-            problem: format!("{col}: {text:?} decodes as {}, not a badge", d.scheme.as_str()),
+            problem: format!(
+                "{col}: {text:?} decodes as {}, not a badge",
+                d.scheme.as_str()
+            ),
         });
     }
     if !badge && is_control {
@@ -330,7 +340,9 @@ mod tests {
                 badge: Some("badge:E1042".into())
             }
         );
-        assert!(matches!(&rows[1], Row::Worker { badge: Some(b), team: None, .. } if b.contains("3547123456")));
+        assert!(
+            matches!(&rows[1], Row::Worker { badge: Some(b), team: None, .. } if b.contains("3547123456"))
+        );
     }
 
     #[test]
@@ -346,12 +358,21 @@ mod tests {
         assert_eq!(e.line, 3);
         assert!(e.problem.starts_with("quantity:"), "{e}");
 
-        let e = parse(Kind::Workers, "id,name,team,badge\nW1,A,,W:1\nW2,B,,W:1\n", &codes())
-            .expect_err("duplicate badge");
-        assert_eq!(e.to_string(), "line 3: badge: \"badge:1\" already on line 2");
+        let e = parse(
+            Kind::Workers,
+            "id,name,team,badge\nW1,A,,W:1\nW2,B,,W:1\n",
+            &codes(),
+        )
+        .expect_err("duplicate badge");
+        assert_eq!(
+            e.to_string(),
+            "line 3: badge: \"badge:1\" already on line 2"
+        );
 
         let e = parse(Kind::Workers, "id,name,badge\n", &codes()).expect_err("header");
-        assert!(e.to_string().starts_with("line 1: header must be `id,name,team,badge`"));
+        assert!(e
+            .to_string()
+            .starts_with("line 1: header must be `id,name,team,badge`"));
 
         let e = parse(
             Kind::Bundles,
@@ -364,19 +385,16 @@ mod tests {
 
     #[test]
     fn a_ticket_with_a_wrong_check_character_is_refused() {
-        let good = bobbin_codes::generate_trace_code(
-            &codes().trace,
-            "FZ",
-            "WS000001",
-            "441900",
-            "261123",
-        )
-        .expect("generate");
+        let good =
+            bobbin_codes::generate_trace_code(&codes().trace, "FZ", "WS000001", "441900", "261123")
+                .expect("generate");
         let mut bad = good.clone().into_bytes();
         let last = bad.len() - 1;
         bad[last] = if bad[last] == b'0' { b'1' } else { b'0' };
         let bad = String::from_utf8(bad).expect("ascii");
-        let text = format!("trace_code,order,style,colour,size,quantity\n{good},PO,,,,12\n{bad},PO,,,,12\n");
+        let text = format!(
+            "trace_code,order,style,colour,size,quantity\n{good},PO,,,,12\n{bad},PO,,,,12\n"
+        );
         let e = parse(Kind::Bundles, &text, &codes()).expect_err("bad check char");
         assert_eq!(e.line, 3);
         assert!(e.problem.contains("check character mismatch"), "{e}");
@@ -384,7 +402,12 @@ mod tests {
 
     #[test]
     fn process_steps_start_at_one() {
-        let e = parse(Kind::Processes, "order,process,step\nPO,collar,0\n", &codes()).expect_err("step 0");
+        let e = parse(
+            Kind::Processes,
+            "order,process,step\nPO,collar,0\n",
+            &codes(),
+        )
+        .expect_err("step 0");
         assert!(e.problem.starts_with("step:"), "{e}");
     }
 }

@@ -116,7 +116,12 @@ fn every_key_in_the_example_is_documented() {
             continue;
         };
         let key = key.trim();
-        if key.is_empty() || key.contains('"') && !key.starts_with('"') {
+        // Only top-level `key = value` lines; inline tables and array items are values.
+        let is_key = !key.is_empty()
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+        if !is_key || line.starts_with(' ') {
             continue;
         }
         let commented_here = line.contains(" # ");

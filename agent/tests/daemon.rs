@@ -12,7 +12,14 @@ fn run_example_and_stop(signal: i32) {
     // The example as shipped, beside a fresh data directory.
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.example.toml");
     let config = dir.path().join("config.toml");
-    std::fs::copy(example, &config).expect("copy example");
+    // The example as shipped, but on a free status port so tests can run side by side.
+    let text = std::fs::read_to_string(example).expect("read example");
+    assert!(text.contains("listen = \"127.0.0.1:8088\""));
+    std::fs::write(
+        &config,
+        text.replace("listen = \"127.0.0.1:8088\"", "listen = \"127.0.0.1:0\""),
+    )
+    .expect("write config");
     let mut cmd = bobbin();
     cmd.args(["run", "--config"])
         .arg(&config)

@@ -1,6 +1,8 @@
 //! The journal's API: appends, rejects, and atomic `exec` units with their own savepoints.
 
-use bobbin_agent::journal::{verify, Journal, JournalConfig, JournalError, JournalReader, RejectRow};
+use bobbin_agent::journal::{
+    verify, Journal, JournalConfig, JournalError, JournalReader, RejectRow,
+};
 use bobbin_sync::record::RecordContent;
 
 fn content(n: u64) -> RecordContent {
@@ -65,9 +67,15 @@ async fn a_failed_exec_leaves_no_rows_and_no_hole_in_the_chain() {
     let rejects: Vec<(i64, Vec<u8>, String)> = reader
         .connection()
         .prepare("SELECT id, raw, reason FROM rejects")
-        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect())
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
         .expect("rejects");
-    assert_eq!(rejects, vec![(id, vec![0xff, 0x00, b'A'], "not UTF-8".to_string())]);
+    assert_eq!(
+        rejects,
+        vec![(id, vec![0xff, 0x00, b'A'], "not UTF-8".to_string())]
+    );
     assert!(reader.trace("CODE2").expect("trace").is_empty());
     assert_eq!(reader.trace("CODE3").expect("trace")[0].seq, 2);
 }
@@ -100,8 +108,14 @@ fn a_second_writer_on_the_same_journal_is_refused() {
     };
     let text = e.to_string();
     assert!(text.contains("in use by another bobbin process"), "{text}");
-    assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
+    assert!(
+        text.contains(&format!("pid {}", std::process::id())),
+        "{text}"
+    );
     first.close().expect("close");
     // Released at close: the next writer may open it.
-    Journal::open(&JournalConfig::at(&path)).expect("reopen after close").close().expect("close");
+    Journal::open(&JournalConfig::at(&path))
+        .expect("reopen after close")
+        .close()
+        .expect("close");
 }

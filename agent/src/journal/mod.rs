@@ -10,6 +10,7 @@
 
 pub mod backup;
 pub mod reader;
+pub mod retention;
 pub mod schema;
 pub mod verify;
 pub mod writer;
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use reader::JournalReader;
-pub use writer::{Committed, JournalHandle, Pending, RejectRow};
+pub use writer::{Committed, JournalHandle, Pending, RejectRow, TxCtx};
 
 /// How the journal is set up; the `[journal]` config section.
 #[derive(Debug, Clone)]
@@ -182,6 +183,11 @@ impl Journal {
         self.writer.alive()
     }
 
+    /// A cheap, shareable check of [`Journal::writer_alive`] for other tasks.
+    pub fn liveness(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        self.writer.liveness()
+    }
+
     /// Commits everything queued, checkpoints, and stops the writer.
     pub fn close(self) -> Result<(), JournalError> {
         self.writer.shutdown(&self.handle)
@@ -281,9 +287,12 @@ fn open_checked(path: &Path) -> Result<(Connection, ChainHead, i64), JournalErro
     Ok((conn, head, from))
 }
 
+/// A `journals` row: row id, journal id bytes, pruned_through, pruned_hash.
+type JournalRow = (i64, Vec<u8>, i64, Option<Vec<u8>>);
+
 /// Finds the current journal and where its chain ends, creating the first journal if none.
 fn load_head(conn: &Connection) -> Result<ChainHead, JournalError> {
-    let current: Option<(i64, Vec<u8>, i64, Option<Vec<u8>>)> = conn
+    let current: Option<JournalRow> = conn
         .query_row(
             "SELECT id, journal_id, pruned_through, pruned_hash FROM journals ORDER BY id DESC LIMIT 1",
             [],

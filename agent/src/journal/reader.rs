@@ -5,7 +5,7 @@
 
 use super::{to_hash, JournalError};
 use bobbin_sync::record::{JournalId, Record, RecordContent, RecordHash};
-use rusqlite::{Connection, OpenFlags, Row};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use std::path::Path;
 
 /// One journal (epoch) held in the database file.
@@ -140,6 +140,33 @@ impl JournalReader {
             out.push(record_from_row(j.journal_id, row)?);
         }
         Ok(out)
+    }
+
+    /// The first sequence number of journal `j` whose record is at or after wall time `t`,
+    /// by binary search over sequence numbers: a handful of key lookups instead of a scan
+    /// of a million rows. Wall time is nearly monotonic in seq; after a clock jump the
+    /// answer is approximate, which its callers (status counts, start-up replay) accept.
+    pub fn first_seq_at_or_after(&self, j: &JournalInfo, t: i64) -> Result<u64, JournalError> {
+        let max: i64 = self.conn.query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM records WHERE journal = ?1",
+            [j.row],
+            |r| r.get(0),
+        )?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT time_ms FROM records WHERE journal = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
+        )?;
+        let (mut lo, mut hi) = (j.pruned_through as i64 + 1, max + 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let time: Option<i64> = stmt
+                .query_row(rusqlite::params![j.row, mid], |r| r.get(0))
+                .optional()?;
+            match time {
+                Some(tm) if tm < t => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        Ok(lo as u64)
     }
 
     /// Every record carrying trace key `code`, oldest first (journal by journal, then

@@ -6,7 +6,7 @@
 use rusqlite::{Connection, Transaction};
 
 /// The version this build writes and expects.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Pragmas every connection gets. `synchronous=FULL` makes each commit durable on return
 /// (NORMAL can roll back committed transactions after a power cut, which would break
@@ -120,8 +120,27 @@ const V2: &str = "
     ) WITHOUT ROWID;
 ";
 
+/// Version 3: what the platform said about records it did not simply accept.
+///
+/// Conflicts (a coupon claimed elsewhere first) and rejects stay here, visible to
+/// supervisors, after the cursor has moved past them: never retried forever, never dropped.
+const V3: &str = "
+    CREATE TABLE upload_outcomes (
+        journal   INTEGER NOT NULL REFERENCES journals(id),
+        seq       INTEGER NOT NULL,
+        status    TEXT    NOT NULL,
+        reason    TEXT    NOT NULL,
+        message   TEXT    NOT NULL,
+        time_ms   INTEGER NOT NULL,
+        PRIMARY KEY (journal, seq)
+    ) WITHOUT ROWID;
+";
+
 /// Every migration, in order: `MIGRATIONS[i]` takes version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
+
+// A migration without its version bump (or the reverse) must not build.
+const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION);
 
 /// Why the schema could not be brought up to date.
 #[derive(Debug, thiserror::Error)]

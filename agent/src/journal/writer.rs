@@ -252,6 +252,11 @@ impl WriterThread {
         self.alive.load(Ordering::Acquire)
     }
 
+    pub(crate) fn liveness(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let alive = self.alive.clone();
+        move || alive.load(Ordering::Acquire)
+    }
+
     /// Asks the writer to commit what is queued and stop, then joins both threads.
     pub(crate) fn shutdown(mut self, handle: &JournalHandle) -> Result<(), JournalError> {
         let (done, rx) = oneshot::channel();

@@ -123,7 +123,7 @@ pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("bobbin.toml");
     std::fs::write(
         &path,
-        format!("[agent]\nid = \"test-agent\"\ndata_dir = \"data\"\n{extra}"),
+        format!("[agent]\nid = \"test-agent\"\ndata_dir = \"data\"\n[status]\nlisten = \"127.0.0.1:0\"\n{extra}"),
     )
     .expect("write config");
     path
