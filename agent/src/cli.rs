@@ -60,15 +60,35 @@ pub enum Command {
         #[arg(long)]
         db: PathBuf,
     },
-    /// Copy a live journal with SQLite's online backup API; the copy passes `verify`. The
-    /// copy is written to a temporary name and renamed, so OUT is never half-written.
+    /// Copy a live journal with SQLite's online backup API; the copy is verified. It is
+    /// written to a temporary name and renamed, so no half-written backup ever exists.
+    /// With --out-dir, the copy is named journal-<UTC time>.db and only the newest --keep
+    /// are kept (what bobbin-backup.timer runs daily).
     Backup {
         /// The journal file to copy.
         #[arg(long)]
         db: PathBuf,
         /// Where to write the copy.
+        #[arg(long, required_unless_present = "out_dir", conflicts_with = "out_dir")]
+        out: Option<PathBuf>,
+        /// A directory for timestamped, rotated copies.
         #[arg(long)]
-        out: PathBuf,
+        out_dir: Option<PathBuf>,
+        /// How many copies to keep in --out-dir (the oldest are deleted).
+        #[arg(long, default_value_t = 14, requires = "out_dir")]
+        keep: usize,
+    },
+    /// Restore a journal from a backup (the agent must be stopped). The backup is verified,
+    /// a journal already at --db is moved aside (never deleted), and the restored file starts
+    /// a NEW journal id for new records, so records made after the backup on the lost disk
+    /// can never collide with new ones (DESIGN invariant 3).
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// Where the journal goes (the agent's journal path).
+        #[arg(long)]
+        db: PathBuf,
     },
     /// Decode one scan as the agent would and print it as one JSON object:
     /// `{"scheme": …, "key": …, "fields": {…}}`. Exit 0 when it decodes; otherwise print
@@ -132,6 +152,22 @@ pub enum Command {
     /// usage page, product), to help write the [[devices]] section of the config.
     Devices {
         /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the running agent's state as tables: stations (worker on duty, last scan,
+    /// pieces today), devices, journal, upload backlog, disk. Reads the agent's status API
+    /// at the config's [status] listen address (with its token when one is set).
+    Status {
+        /// The agent's configuration.
+        #[arg(
+            long,
+            short,
+            env = "BOBBIN_CONFIG",
+            default_value = "/etc/bobbin/config.toml"
+        )]
+        config: PathBuf,
+        /// Print the raw JSON instead.
         #[arg(long)]
         json: bool,
     },

@@ -34,7 +34,29 @@ pub fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::CheckConfig { config } => Ok(check_config(&config)),
         Command::Verify { db } => verify_cmd(&db),
         Command::Trace { code, db } => trace_cmd(&code, &db),
-        Command::Backup { db, out } => backup_cmd(&db, &out),
+        Command::Backup {
+            db,
+            out,
+            out_dir,
+            keep,
+        } => match (out, out_dir) {
+            (Some(out), _) => backup_cmd(&db, &out),
+            (None, Some(dir)) => rotated_backup(&db, &dir, keep),
+            (None, None) => anyhow::bail!("give --out FILE or --out-dir DIR"),
+        },
+        Command::Restore { from, db } => {
+            let r = journal::restore::restore(&from, &db)?;
+            println!(
+                "restored {} to {}; new records go to new journal {} (previous file moved to {})",
+                from.display(),
+                db.display(),
+                r.new_journal,
+                r.moved_aside
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "-: there was none".into())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Decode {
             text,
             hex,
@@ -50,6 +72,7 @@ pub fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             config,
         } => gen_code_cmd(&node, &region, date, attribute, count, config.as_deref()),
         Command::Import { kind, file, config } => import_cmd(kind, &file, &config),
+        Command::Status { config, json } => status_cmd(&config, json),
         Command::Key {
             action: crate::cli::KeyAction::Show { config },
         } => {
@@ -270,6 +293,64 @@ fn backup_cmd(db: &Path, out: &Path) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+fn status_cmd(config: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut addr = cfg.status.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{addr}/api/status");
+    bobbin_sync::install_crypto_provider();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let text = rt
+        .block_on(async {
+            let client = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build()?;
+            let mut req = client.get(&url);
+            if let Some(t) = &cfg.status.token {
+                req = req.bearer_auth(t);
+            }
+            req.send().await?.error_for_status()?.text().await
+        })
+        .with_context(|| format!("asking the agent at {url} (is `bobbin run` running?)"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{url} answered no JSON"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", crate::status::table::render(&v));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rotated_backup(db: &Path, dir: &Path, keep: usize) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = format!("journal-{}.db", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
+    let code = backup_cmd(db, &dir.join(name))?;
+    // Rotation only after a good copy: a failing backup never deletes the old ones.
+    if code == ExitCode::SUCCESS {
+        let mut copies: Vec<_> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("journal-") && n.ends_with(".db"))
+            })
+            .collect();
+        copies.sort();
+        let excess = copies.len().saturating_sub(keep.max(1));
+        for old in &copies[..excess] {
+            std::fs::remove_file(old).with_context(|| format!("removing {}", old.display()))?;
+            println!("removed old backup {}", old.display());
+        }
+    }
+    Ok(code)
 }
 
 fn stress_append(db: &Path, count: u64, in_flight: usize) -> anyhow::Result<ExitCode> {

@@ -149,7 +149,12 @@ async fn run_tasks(cfg: &Config, journal: &Journal) -> anyhow::Result<()> {
     };
 
     announce_waiting(cfg);
+    crate::systemd::ready(&format!(
+        "journal {} open; running",
+        journal.report().journal_id
+    ));
     let stopped = wait_for_stop(journal, &uploader).await;
+    crate::systemd::stopping();
 
     tracing::info!("shutting down: stopping inputs, committing pending records");
     let _ = stop_tx.send(true);
@@ -205,6 +210,8 @@ async fn wait_for_stop(journal: &Journal, uploader: &Option<UploaderTask>) -> an
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let watchdog_every = crate::systemd::watchdog_interval();
+    let mut last_ping = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM received"); return Ok(()); }
@@ -215,6 +222,14 @@ async fn wait_for_stop(journal: &Journal, uploader: &Option<UploaderTask>) -> an
                 }
                 if uploader.as_ref().is_some_and(|(t, _)| t.is_finished()) {
                     anyhow::bail!("uploader stopped on a storage error; exiting so the service manager restarts the agent");
+                }
+                // Reaching here means the runtime schedules timers and the writer is alive:
+                // the liveness the watchdog stands for.
+                if let Some(every) = watchdog_every {
+                    if last_ping.elapsed() >= every {
+                        crate::systemd::watchdog();
+                        last_ping = std::time::Instant::now();
+                    }
                 }
             }
         }

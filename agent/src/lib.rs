@@ -11,5 +11,6 @@ pub mod maintenance;
 pub mod masterdata;
 pub mod station;
 pub mod status;
+pub mod systemd;
 pub mod upload;
 pub mod workflow;

@@ -85,6 +85,16 @@ fn on_loopback_the_api_answers_without_a_token() {
     );
     let (code, body) = http_get(&addr, "/healthz", None).expect("request");
     assert_eq!((code, body.as_str()), (200, "ok\n"));
+    // `bobbin status` prints the same state as tables.
+    let (rc, out, err) = common::run(&[
+        "status",
+        "--config",
+        dir.path().join("bobbin.toml").to_str().expect("path"),
+    ]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(out.contains("Agent status-test"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("qc-1")), "{out}");
+    assert!(out.contains("Sync: not configured"), "{out}");
     stop(agent);
 }
 

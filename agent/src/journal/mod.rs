@@ -10,6 +10,7 @@
 
 pub mod backup;
 pub mod reader;
+pub mod restore;
 pub mod retention;
 pub mod schema;
 pub mod verify;
@@ -377,12 +378,12 @@ fn quarantine(path: &Path) -> Result<PathBuf, JournalError> {
 ///
 /// Two writers on one journal would both continue the chain from the same head and fork
 /// it; SQLite's own locking serialises transactions but cannot prevent that.
-struct WriterLock {
+pub(crate) struct WriterLock {
     _file: std::fs::File,
 }
 
 impl WriterLock {
-    fn acquire(db: &Path) -> Result<WriterLock, JournalError> {
+    pub(crate) fn acquire(db: &Path) -> Result<WriterLock, JournalError> {
         use std::io::{Read, Seek, Write};
         use std::os::fd::AsRawFd;
         let path = PathBuf::from(format!("{}.lock", db.display()));

@@ -5,6 +5,7 @@
 //! the page), and config validation refuses such an address without a token.
 
 pub mod metrics;
+pub mod table;
 
 use crate::journal::retention::DiskState;
 use crate::journal::{JournalError, JournalReader};
