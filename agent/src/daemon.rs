@@ -56,12 +56,20 @@ async fn run_tasks(cfg: &Config, journal: &Journal) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
 
     // Devices feed one bounded channel; a full channel makes them stop reading.
+    // Refused frames travel beside them, to be kept as reject rows.
     let (readings_tx, readings_rx) = mpsc::channel(READINGS_QUEUE);
+    let (rejects_tx, rejects_rx) = mpsc::channel(READINGS_QUEUE);
     let mut devices = HashMap::new();
     for d in &cfg.devices {
-        let h = bobbin_drivers::spawn_device(d.clone(), readings_tx.clone(), stop_rx.clone());
+        let h = bobbin_drivers::spawn_device_with_rejects(
+            d.clone(),
+            readings_tx.clone(),
+            Some(rejects_tx.clone()),
+            stop_rx.clone(),
+        );
         devices.insert(d.id.clone(), h);
     }
+    drop(rejects_tx);
     let device_cells = cfg
         .devices
         .iter()
@@ -81,6 +89,7 @@ async fn run_tasks(cfg: &Config, journal: &Journal) -> anyhow::Result<()> {
                 path,
                 handle,
                 readings_rx,
+                rejects_rx,
                 devices,
                 Arc::new(NoFeedback),
                 view,

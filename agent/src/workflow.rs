@@ -14,7 +14,7 @@ use crate::station::{
     WorkshopOptions,
 };
 use bobbin_codes::DecodeConfig;
-use bobbin_drivers::{Feedback, Reading};
+use bobbin_drivers::{Feedback, FrameReject, Reading};
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -203,6 +203,7 @@ pub async fn run(
     journal_path: std::path::PathBuf,
     journal: JournalHandle,
     mut readings: mpsc::Receiver<Reading>,
+    mut rejects: mpsc::Receiver<FrameReject>,
     devices: HashMap<String, bobbin_drivers::DeviceHandle>,
     announce: Arc<dyn FeedbackSink>,
     view: StationsView,
@@ -224,7 +225,21 @@ pub async fn run(
     if let Ok(mut v) = view.lock() {
         *v = workshop.snapshot();
     }
-    while let Some(reading) = readings.recv().await {
+    let mut rejects_open = true;
+    loop {
+        let reading = tokio::select! {
+            r = readings.recv() => match r {
+                Some(r) => r,
+                None => break,
+            },
+            fr = rejects.recv(), if rejects_open => {
+                match fr {
+                    Some(fr) => keep_frame_reject(&journal, &devices, fr).await?,
+                    None => rejects_open = false,
+                }
+                continue;
+            }
+        };
         let decision = handle_reading(&journal, &workshop, &codes, &station_of, reading).await?;
         let Some((station, decision, time_ms, device)) = decision else {
             continue;
@@ -240,6 +255,30 @@ pub async fn run(
         announce.announce(&station, &decision, time_ms);
         if let Ok(mut v) = view.lock() {
             *v = workshop.snapshot();
+        }
+    }
+    Ok(())
+}
+
+/// Keeps input a driver refused as a reject row, and beeps "bad" for what looked like an
+/// attempted scan (not for line noise between frames).
+async fn keep_frame_reject(
+    journal: &JournalHandle,
+    devices: &HashMap<String, bobbin_drivers::DeviceHandle>,
+    fr: FrameReject,
+) -> Result<(), JournalError> {
+    use bobbin_drivers::RejectReason;
+    journal
+        .reject(crate::journal::RejectRow {
+            time_ms: fr.time_utc.timestamp_millis(),
+            source: format!("device:{}", fr.device),
+            raw: fr.bytes,
+            reason: format!("{}: {}", fr.reason, fr.detail),
+        })
+        .await?;
+    if !matches!(fr.reason, RejectReason::Unframed | RejectReason::Rollover) {
+        if let Some(dev) = devices.get(&fr.device) {
+            dev.feedback(Feedback::Bad);
         }
     }
     Ok(())

@@ -145,6 +145,10 @@ devices = ["scan-1"]
     scanner.scan(std::str::from_utf8(&bad).expect("ascii"));
     assert_eq!(scanner.read_feedback(1, LIMIT), vec![0x15]);
 
+    // A frame longer than the device's max_len: refused by the driver, bad beep, kept too.
+    scanner.scan(&"A".repeat(5000));
+    assert_eq!(scanner.read_feedback(1, LIMIT), vec![0x15]);
+
     agent.signal(libc::SIGTERM);
     let (status, _, err) = agent.wait(LIMIT);
     assert!(status.success(), "{err:?}");

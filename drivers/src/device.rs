@@ -7,8 +7,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{DeviceConfig, DeviceKind};
-use crate::hid::source::{spawn_hid_with, HidApiOpener};
-use crate::reading::{DecodeEvent, Reading};
+use crate::hid::source::HidApiOpener;
+use crate::reading::{DecodeEvent, FrameReject, Reading};
 use crate::rfid::RfidDecoder;
 use crate::serial::framer::SerialFramer;
 use crate::serial::port::{run_serial, SerialTask};
@@ -102,6 +102,17 @@ pub fn spawn_device(
     tx: mpsc::Sender<Reading>,
     shutdown: watch::Receiver<bool>,
 ) -> DeviceHandle {
+    spawn_device_with_rejects(cfg, tx, None, shutdown)
+}
+
+/// Like [`spawn_device`], and also sends every refused frame, with its bytes, to `rejects`
+/// (best effort: a full queue only counts it).
+pub fn spawn_device_with_rejects(
+    cfg: DeviceConfig,
+    tx: mpsc::Sender<Reading>,
+    rejects: Option<mpsc::Sender<FrameReject>>,
+    shutdown: watch::Receiver<bool>,
+) -> DeviceHandle {
     let kind = cfg.kind_name();
     match cfg.kind {
         DeviceKind::Serial(c) => {
@@ -114,7 +125,7 @@ pub fn spawn_device(
                 start_command: None,
                 command_interval: None,
             };
-            let sink = Sink::new(&cfg.id, tx, status.clone());
+            let sink = Sink::new(&cfg.id, tx, status.clone(), rejects);
             let join = tokio::spawn(run_serial(task, sink, shutdown, fb_rx));
             DeviceHandle::new(cfg.id, status, Some(fb_tx), join)
         }
@@ -129,13 +140,13 @@ pub fn spawn_device(
                 command_interval: (c.command_interval_ms > 0)
                     .then(|| std::time::Duration::from_millis(c.command_interval_ms)),
             };
-            let sink = Sink::new(&cfg.id, tx, status.clone());
+            let sink = Sink::new(&cfg.id, tx, status.clone(), rejects);
             let join = tokio::spawn(run_serial(task, sink, shutdown, fb_rx));
             DeviceHandle::new(cfg.id, status, None, join)
         }
         DeviceKind::Hid(c) => {
             let opener = HidApiOpener::new(c.clone());
-            spawn_hid_with(cfg.id, c, opener, tx, shutdown)
+            crate::hid::source::spawn_hid_with_rejects(cfg.id, c, opener, tx, rejects, shutdown)
         }
     }
 }
@@ -156,14 +167,21 @@ pub(crate) struct Sink {
     id: String,
     tx: mpsc::Sender<Reading>,
     status: StatusCell,
+    rejects: Option<mpsc::Sender<FrameReject>>,
 }
 
 impl Sink {
-    pub(crate) fn new(id: &str, tx: mpsc::Sender<Reading>, status: StatusCell) -> Self {
+    pub(crate) fn new(
+        id: &str,
+        tx: mpsc::Sender<Reading>,
+        status: StatusCell,
+        rejects: Option<mpsc::Sender<FrameReject>>,
+    ) -> Self {
         Sink {
             id: id.to_owned(),
             tx,
             status,
+            rejects,
         }
     }
 
@@ -216,7 +234,21 @@ impl Sink {
                         }
                         _ => tracing::info!(device = %self.id, %reason, %detail, "input rejected"),
                     }
-                    self.status.record_reject(reason, detail, &bytes);
+                    self.status.record_reject(reason, detail.clone(), &bytes);
+                    if let Some(r) = &self.rejects {
+                        // Never block reading on the reject path: a flood of garbage must
+                        // not stall good scans. What does not fit is still counted above.
+                        let fr = FrameReject {
+                            device: self.id.clone(),
+                            time_utc: chrono::Utc::now(),
+                            reason,
+                            detail,
+                            bytes,
+                        };
+                        if r.try_send(fr).is_err() {
+                            tracing::warn!(device = %self.id, "reject queue full; reject counted but not stored");
+                        }
+                    }
                 }
             }
         }

@@ -18,8 +18,8 @@ pub mod serial;
 pub mod status;
 
 pub use config::{DeviceConfig, DeviceKind, HidConfig, RfidSerialConfig, SerialConfig};
-pub use device::{spawn_device, DeviceHandle, Feedback};
-pub use hid::source::{spawn_hid_with, OpenError, ReportOpener, ReportSource, SourceError};
+pub use device::{spawn_device, spawn_device_with_rejects, DeviceHandle, Feedback};
+pub use hid::source::{spawn_hid_with, spawn_hid_with_rejects, OpenError, ReportOpener, ReportSource, SourceError};
 pub use list::{list_devices, DeviceList};
-pub use reading::{DecodeEvent, Reading, HINT_EPC};
+pub use reading::{DecodeEvent, FrameReject, Reading, HINT_EPC};
 pub use status::{DeviceState, DeviceStatus, RejectReason, StatusCell};

@@ -40,6 +40,22 @@ impl Reading {
     }
 }
 
+/// Input a driver refused (oversized frame, bad checksum, garbage between frames …), with
+/// its bytes, for the agent to keep as a reject row (nothing silently dropped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameReject {
+    /// The configured device id.
+    pub device: String,
+    /// When it was refused.
+    pub time_utc: DateTime<Utc>,
+    /// Why, as a category.
+    pub reason: crate::status::RejectReason,
+    /// Why, in words.
+    pub detail: String,
+    /// The refused bytes.
+    pub bytes: Vec<u8>,
+}
+
 /// What a pure decoder (framer, report decoder, frame parser) produces from input bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeEvent {

@@ -132,8 +132,20 @@ pub fn spawn_hid_with<O: ReportOpener>(
     tx: mpsc::Sender<Reading>,
     shutdown: watch::Receiver<bool>,
 ) -> DeviceHandle {
+    spawn_hid_with_rejects(id, cfg, opener, tx, None, shutdown)
+}
+
+/// Like [`spawn_hid_with`], also sending refused reports with their bytes to `rejects`.
+pub fn spawn_hid_with_rejects<O: ReportOpener>(
+    id: String,
+    cfg: HidConfig,
+    opener: O,
+    tx: mpsc::Sender<Reading>,
+    rejects: Option<mpsc::Sender<crate::reading::FrameReject>>,
+    shutdown: watch::Receiver<bool>,
+) -> DeviceHandle {
     let status = StatusCell::new(&id, "hid");
-    let sink = Sink::new(&id, tx, status.clone());
+    let sink = Sink::new(&id, tx, status.clone(), rejects);
     let handle = tokio::runtime::Handle::current();
     let join = tokio::task::spawn_blocking(move || hid_loop(cfg, opener, sink, shutdown, handle));
     DeviceHandle::new(id, status, None, join)
