@@ -88,9 +88,11 @@ async fn run_tasks(cfg: &Config, journal: &Journal) -> anyhow::Result<()> {
                 &cfg,
                 path,
                 handle,
-                readings_rx,
-                rejects_rx,
-                devices,
+                workflow::Inputs {
+                    readings: readings_rx,
+                    rejects: rejects_rx,
+                    devices,
+                },
                 Arc::new(NoFeedback),
                 view,
             )

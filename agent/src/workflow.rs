@@ -180,6 +180,7 @@ pub fn station_specs(cfg: &Config) -> Vec<StationSpec> {
     cfg.stations
         .iter()
         .map(|s| StationSpec {
+            devices: s.devices.clone(),
             id: s.id.clone(),
             kind: s.kind,
             team: s.team.clone(),
@@ -196,18 +197,32 @@ pub fn station_specs(cfg: &Config) -> Vec<StationSpec> {
         .collect()
 }
 
+/// What the workflow reads from: the devices' readings and refused frames, and the device
+/// handles it beeps through.
+pub struct Inputs {
+    /// Readings from every device.
+    pub readings: mpsc::Receiver<Reading>,
+    /// Frames the drivers refused, with their bytes.
+    pub rejects: mpsc::Receiver<FrameReject>,
+    /// The devices, by id, for good/bad feedback.
+    pub devices: HashMap<String, bobbin_drivers::DeviceHandle>,
+}
+
 /// Runs until the readings channel closes (every device task ended at shutdown), having
 /// committed every reading it received.
 pub async fn run(
     cfg: &Config,
     journal_path: std::path::PathBuf,
     journal: JournalHandle,
-    mut readings: mpsc::Receiver<Reading>,
-    mut rejects: mpsc::Receiver<FrameReject>,
-    devices: HashMap<String, bobbin_drivers::DeviceHandle>,
+    inputs: Inputs,
     announce: Arc<dyn FeedbackSink>,
     view: StationsView,
 ) -> Result<(), JournalError> {
+    let Inputs {
+        mut readings,
+        mut rejects,
+        devices,
+    } = inputs;
     let mut workshop = Workshop::with_options(
         station_specs(cfg),
         WorkshopOptions {

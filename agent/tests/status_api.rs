@@ -111,9 +111,9 @@ fn a_tablet_inspection_short_of_its_share_is_recorded_with_a_nonconformity() {
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(v["evaluation"]["required_inspected"], 100, "{body}");
     assert!(
-        !v["evaluation"]["nonconformity"]
+        v["evaluation"]["nonconformity"]
             .as_array()
-            .map_or(true, Vec::is_empty),
+            .is_some_and(|a| !a.is_empty()),
         "{body}"
     );
     let (code, body) = http_get(&addr, "/api/trace/PO-1-CUT-7", None).expect("trace");

@@ -128,6 +128,8 @@ pub struct StationSpec {
     pub timing: Timing,
     /// What to do with a trace code that is not a known bundle.
     pub unknown_bundles: UnknownBundlePolicy,
+    /// Ids of the devices that scan here (for the status page's device health per tile).
+    pub devices: Vec<String>,
 }
 
 /// How start and end of a unit of work are taken.

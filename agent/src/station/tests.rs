@@ -104,6 +104,7 @@ impl Db {
 
 fn spec(id: &str, kind: StationKind, process: Option<&str>, timing: Timing) -> StationSpec {
     StationSpec {
+        devices: Vec::new(),
         id: id.into(),
         kind,
         team: Some("T1".into()),

@@ -198,6 +198,8 @@ pub struct StationView {
     pub last_message: Option<String>,
     /// Pieces the worker on duty has completed today (from applied `work` records).
     pub worker_pieces_today: Option<u32>,
+    /// Ids of the devices that scan at this station.
+    pub devices: Vec<String>,
 }
 
 /// The stations of a workshop and what is going on at each.
@@ -433,6 +435,7 @@ impl Workshop {
             .iter()
             .zip(&self.states)
             .map(|(spec, st)| StationView {
+                devices: spec.devices.clone(),
                 station: spec.id.clone(),
                 kind: spec.kind,
                 team: spec.team.clone(),

@@ -157,15 +157,19 @@ async fn with_reader<T: Send + 'static>(
     f: impl FnOnce(&JournalReader) -> Result<T, JournalError> + Send + 'static,
 ) -> Result<T, Response> {
     let s = s.clone();
-    tokio::task::spawn_blocking(move || {
+    let joined = tokio::task::spawn_blocking(move || {
         let r = s
             .reader
             .lock()
-            .map_err(|_| internal("reader lock poisoned"))?;
-        f(&r).map_err(internal)
+            .map_err(|_| "reader lock poisoned".to_string())?;
+        f(&r).map_err(|e| e.to_string())
     })
-    .await
-    .map_err(internal)?
+    .await;
+    match joined {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(internal(e)),
+        Err(e) => Err(internal(e)),
+    }
 }
 
 fn journal_stats(r: &JournalReader, midnight_ms: i64) -> Result<JournalStats, JournalError> {
