@@ -32,6 +32,23 @@ pub enum Command {
         )]
         config: PathBuf,
     },
+    /// Run a whole workshop on this PC at accelerated speed: the agent, a simulated scanner
+    /// (pseudo-terminal) per station, workers and bundle tickets, and a local reference
+    /// receiver. Prints the supervisor page's URL. Needs nothing but this binary.
+    Demo {
+        /// Directory for the demo's config, journal and receiver database (emptied first).
+        #[arg(long, default_value = "bobbin-demo")]
+        dir: PathBuf,
+        /// Port of the supervisor page.
+        #[arg(long, default_value_t = 8088)]
+        port: u16,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        duration: Option<u64>,
+        /// Scans per second across the workshop.
+        #[arg(long, default_value_t = 5.0)]
+        rate: f64,
+    },
     /// Check a configuration file and exit: 0 when valid; otherwise 1 and one line naming
     /// the key and the problem, e.g. `stations[2].devices[0]: no device named "scan-9"`.
     CheckConfig {

@@ -32,6 +32,24 @@ pub fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { config } => Ok(check_config(&config)),
+        Command::Demo {
+            dir,
+            port,
+            duration,
+            rate,
+        } => {
+            crate::logging::init(
+                crate::logging::Format::Plain,
+                "warn,bobbin_agent::status=info",
+            );
+            crate::demo::run(&crate::demo::DemoOptions {
+                dir,
+                port,
+                duration: duration.map(std::time::Duration::from_secs),
+                rate,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verify { db } => verify_cmd(&db),
         Command::Trace { code, db } => trace_cmd(&code, &db),
         Command::Backup {
@@ -194,16 +212,10 @@ fn import_cmd(
         }
     };
     let db = cfg.journal_path();
-    if let Some(dir) = db.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut conn = journal::connect(&db).with_context(|| format!("opening {}", db.display()))?;
-    journal::schema::migrate(&mut conn)?;
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let n = crate::masterdata::import(&tx, &rows)?;
-    tx.commit()?;
+    let n = crate::masterdata::import_into(&db, &rows)?;
     println!(
-        "imported {n} {kind:?} rows from {} into {}",
+        "imported {n} {} rows from {} into {}",
+        format!("{kind:?}").to_lowercase(),
         file.display(),
         db.display()
     );

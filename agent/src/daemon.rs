@@ -19,6 +19,12 @@ const READINGS_QUEUE: usize = 256;
 
 /// Runs the agent until a shutdown signal or a fatal error.
 pub fn run(cfg: Config) -> anyhow::Result<()> {
+    run_until(cfg, None)
+}
+
+/// Runs the agent until a shutdown signal, `stop` turning true (for `bobbin demo`), or a
+/// fatal error.
+pub fn run_until(cfg: Config, stop: Option<watch::Receiver<bool>>) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.agent.data_dir)
         .with_context(|| format!("creating data directory {}", cfg.agent.data_dir.display()))?;
     let jcfg = JournalConfig {
@@ -43,7 +49,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let outcome = rt.block_on(run_tasks(&cfg, &journal));
+    let outcome = rt.block_on(run_tasks(&cfg, &journal, stop));
     rt.shutdown_timeout(Duration::from_secs(5));
     let closed = journal.close();
     outcome?;
@@ -52,7 +58,11 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_tasks(cfg: &Config, journal: &Journal) -> anyhow::Result<()> {
+async fn run_tasks(
+    cfg: &Config,
+    journal: &Journal,
+    external_stop: Option<watch::Receiver<bool>>,
+) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
 
     // Devices feed one bounded channel; a full channel makes them stop reading.
@@ -164,7 +174,7 @@ async fn run_tasks(cfg: &Config, journal: &Journal) -> anyhow::Result<()> {
         "journal {} open; running",
         journal.report().journal_id
     ));
-    let stopped = wait_for_stop(journal, &uploader).await;
+    let stopped = wait_for_stop(journal, &uploader, external_stop).await;
     crate::systemd::stopping();
 
     tracing::info!("shutting down: stopping inputs, committing pending records");
@@ -216,7 +226,20 @@ type UploaderTask = (
 );
 
 /// Resolves on SIGTERM/SIGINT (Ok) or when the journal writer or the uploader dies (Err).
-async fn wait_for_stop(journal: &Journal, uploader: &Option<UploaderTask>) -> anyhow::Result<()> {
+async fn wait_for_stop(
+    journal: &Journal,
+    uploader: &Option<UploaderTask>,
+    external: Option<watch::Receiver<bool>>,
+) -> anyhow::Result<()> {
+    let external = async move {
+        match external {
+            Some(mut rx) => {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::pin!(external);
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -227,6 +250,7 @@ async fn wait_for_stop(journal: &Journal, uploader: &Option<UploaderTask>) -> an
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM received"); return Ok(()); }
             _ = int.recv() => { tracing::info!("SIGINT received"); return Ok(()); }
+            _ = &mut external => { tracing::info!("stop requested"); return Ok(()); }
             _ = tick.tick() => {
                 if !journal.writer_alive() {
                     anyhow::bail!("journal writer stopped; exiting so the service manager restarts the agent");

@@ -315,6 +315,23 @@ pub fn import(tx: &Transaction<'_>, rows: &[Row]) -> rusqlite::Result<usize> {
     Ok(rows.len())
 }
 
+/// Opens (creating and migrating if needed) the journal database at `db` and imports
+/// `rows` in one transaction. Safe beside a running agent: SQLite serialises the writers,
+/// and these tables are not the hash-chained journal.
+pub fn import_into(db: &std::path::Path, rows: &[Row]) -> anyhow::Result<usize> {
+    use anyhow::Context;
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut conn =
+        crate::journal::connect(db).with_context(|| format!("opening {}", db.display()))?;
+    crate::journal::schema::migrate(&mut conn)?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let n = import(&tx, rows)?;
+    tx.commit()?;
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

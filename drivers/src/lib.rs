@@ -13,6 +13,7 @@ pub mod hex;
 pub mod hid;
 pub mod list;
 pub mod reading;
+pub mod sim;
 pub mod rfid;
 pub mod serial;
 pub mod status;

@@ -1,11 +1,12 @@
 //! The harness shared by Bobbin's process-level tests: pseudo-terminal scanners and
 //! condition polling with deadlines (never sleep-and-hope).
 
-use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// A pseudo-terminal playing a serial scanner (it lives in the drivers crate because
+/// `bobbin demo` uses it too).
+pub use bobbin_drivers::sim::PtyScanner;
 
 /// Polls `cond` every 10 ms until it holds; panics naming `what` after `limit`.
 pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
@@ -16,81 +17,6 @@ pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
             "timed out after {limit:?} waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A pseudo-terminal pair playing a serial scanner: the agent opens the slave side through
-/// tokio-serial (via a stable symlink, as it would a `/dev/serial/by-id` path); the test
-/// writes scans to the master and reads the feedback bytes the agent sends back.
-pub struct PtyScanner {
-    master: File,
-    _slave: File,
-    /// The symlink the agent's config names.
-    pub link: PathBuf,
-}
-
-impl PtyScanner {
-    /// Opens a pty pair and points `link` at its slave.
-    pub fn open(link: &Path) -> PtyScanner {
-        let (mut m, mut s): (libc::c_int, libc::c_int) = (-1, -1);
-        // SAFETY: openpty writes two fds; the name, termios and winsize pointers may be null.
-        let rc = unsafe {
-            libc::openpty(
-                &mut m,
-                &mut s,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: both fds were just returned by openpty and belong to nobody else.
-        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
-        let slave_path = std::fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd()))
-            .expect("pty slave path");
-        // Non-blocking, so reading feedback can poll with a deadline.
-        // SAFETY: fcntl on a valid fd we own.
-        unsafe {
-            let fd = master.as_raw_fd();
-            libc::fcntl(
-                fd,
-                libc::F_SETFL,
-                libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK,
-            );
-        }
-        let _ = std::fs::remove_file(link);
-        std::os::unix::fs::symlink(&slave_path, link).expect("symlink to pty");
-        PtyScanner {
-            master: File::from(master),
-            _slave: File::from(slave),
-            link: link.to_owned(),
-        }
-    }
-
-    /// Sends one scan, terminated with CR LF as most serial scanners do.
-    pub fn scan(&mut self, text: &str) {
-        self.master.write_all(text.as_bytes()).expect("write scan");
-        self.master.write_all(b"\r\n").expect("write terminator");
-    }
-
-    /// Reads what the agent wrote back until `n` bytes arrived, or panics after `limit`.
-    pub fn read_feedback(&mut self, n: usize, limit: Duration) -> Vec<u8> {
-        let deadline = Instant::now() + limit;
-        let mut got = Vec::new();
-        let mut buf = [0u8; 64];
-        while got.len() < n {
-            match self.master.read(&mut buf) {
-                Ok(k) if k > 0 => got.extend_from_slice(&buf[..k]),
-                _ => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "only {got:02X?} came back, wanted {n} bytes"
-                    );
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-        }
-        got
     }
 }
 
