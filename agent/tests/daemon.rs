@@ -61,3 +61,33 @@ fn a_bad_config_stops_run_with_the_key_named() {
     assert_eq!(code, 2);
     assert!(err.contains("journal.queue: must be between"), "{err}");
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = common::write_config(dir.path(), "");
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("[status]", "[status]\n")
+        .replace(
+            "data_dir = \"data\"\n",
+            "data_dir = \"data\"\nlog_format = \"json\"\n",
+        );
+    std::fs::write(&config, text).expect("config");
+    let mut cmd = bobbin();
+    cmd.args(["run", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG");
+    let agent = Watched::spawn(cmd);
+    wait_until("the agent to run", Duration::from_secs(20), || {
+        agent.stderr_has("running;")
+    });
+    agent.signal(libc::SIGTERM);
+    let (status, _, err) = agent.wait(Duration::from_secs(20));
+    assert!(status.success());
+    assert!(!err.is_empty());
+    for line in &err {
+        let v: serde_json::Value = serde_json::from_str(line).expect("each log line is JSON");
+        assert!(v["level"].is_string() && v["message"].is_string(), "{line}");
+    }
+}
