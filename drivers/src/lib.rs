@@ -13,14 +13,16 @@ pub mod hex;
 pub mod hid;
 pub mod list;
 pub mod reading;
-pub mod sim;
 pub mod rfid;
 pub mod serial;
+pub mod sim;
 pub mod status;
 
 pub use config::{DeviceConfig, DeviceKind, HidConfig, RfidSerialConfig, SerialConfig};
 pub use device::{spawn_device, spawn_device_with_rejects, DeviceHandle, Feedback};
-pub use hid::source::{spawn_hid_with, spawn_hid_with_rejects, OpenError, ReportOpener, ReportSource, SourceError};
+pub use hid::source::{
+    spawn_hid_with, spawn_hid_with_rejects, OpenError, ReportOpener, ReportSource, SourceError,
+};
 pub use list::{list_devices, DeviceList};
 pub use reading::{DecodeEvent, FrameReject, Reading, HINT_EPC};
 pub use status::{DeviceState, DeviceStatus, RejectReason, StatusCell};
