@@ -40,7 +40,7 @@ pub fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
         } => {
             crate::logging::init(
                 crate::logging::Format::Plain,
-                "warn,bobbin_agent::status=info",
+                "error,rumqttd=off,bobbin_agent::status=info",
             );
             crate::demo::run(&crate::demo::DemoOptions {
                 dir,

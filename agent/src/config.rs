@@ -28,6 +28,12 @@ pub struct Config {
     /// The stations of this workshop.
     #[serde(default)]
     pub stations: Vec<StationConfig>,
+    /// Equipment ingest over MQTT (sewing machines, irons).
+    #[serde(default)]
+    pub mqtt: crate::equipment::MqttConfig,
+    /// The machines that report over MQTT.
+    #[serde(default)]
+    pub machines: Vec<crate::equipment::MachineConfig>,
     /// The status server (supervisor page, API, metrics).
     #[serde(default)]
     pub status: crate::status::StatusConfig,
@@ -224,6 +230,7 @@ impl Config {
             e.file = Some(path.to_owned());
             e
         })?;
+        cfg.bind_machines();
         // Relative paths in the file are relative to the file, not to wherever the agent
         // happens to be started from.
         if let Some(dir) = path.parent() {
@@ -307,6 +314,16 @@ impl Config {
                 ));
             }
         }
+        if self.mqtt.enabled || !self.machines.is_empty() {
+            // Machine problems name `machines[i]…` themselves; the rest is under `mqtt.`.
+            self.mqtt.validate(&self.machines).map_err(|e| {
+                if e.starts_with("machines[") {
+                    prefixed("", e)
+                } else {
+                    prefixed("mqtt", e)
+                }
+            })?;
+        }
         let mut station_ids = HashSet::new();
         let mut device_owner: std::collections::HashMap<&str, &str> = Default::default();
         for (i, s) in self.stations.iter().enumerate() {
@@ -335,8 +352,46 @@ impl Config {
                     return Err(err(format!("{key}.process"), "must not be empty"));
                 }
             }
+            for (k, mid) in s.machines.iter().enumerate() {
+                let mkey = format!("{key}.machines[{k}]");
+                match self.machines.iter().find(|m| &m.id == mid) {
+                    None => return Err(err(mkey, format!("no machine named {mid:?} in [[machines]]"))),
+                    Some(m) if m.station.as_deref().is_some_and(|st| st != s.id) => {
+                        return Err(err(
+                            mkey,
+                            format!(
+                                "machine {mid:?} says station = {:?}; a machine stands at one station",
+                                m.station.as_deref().unwrap_or_default()
+                            ),
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        for (i, m) in self.machines.iter().enumerate() {
+            if let Some(st) = &m.station {
+                if !station_ids.contains(st.as_str()) {
+                    return Err(err(
+                        format!("machines[{i}].station"),
+                        format!("no station named {st:?}"),
+                    ));
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Makes each machine's station explicit: a machine listed in `stations[].machines`
+    /// gets that station (validation already checked the two agree).
+    fn bind_machines(&mut self) {
+        for s in &self.stations {
+            for id in &s.machines {
+                if let Some(m) = self.machines.iter_mut().find(|m| &m.id == id) {
+                    m.station.get_or_insert_with(|| s.id.clone());
+                }
+            }
+        }
     }
 
     /// The journal file this config points at.
@@ -352,6 +407,7 @@ impl Config {
 /// A sub-validator's `key: problem` text, placed under `section`.
 fn prefixed(section: &str, e: String) -> ConfigError {
     match e.split_once(": ") {
+        Some((key, problem)) if !key.contains(' ') && section.is_empty() => err(key, problem),
         Some((key, problem)) if !key.contains(' ') => err(format!("{section}.{key}"), problem),
         _ => err(section, e),
     }

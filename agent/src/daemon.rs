@@ -87,6 +87,36 @@ async fn run_tasks(
         .collect();
     drop(readings_tx);
 
+    // Equipment over MQTT (and the embedded broker unless an external one is named).
+    let equipment = if cfg.mqtt.enabled {
+        Some(
+            crate::equipment::spawn(
+                cfg.mqtt.clone(),
+                cfg.machines.clone(),
+                journal.handle(),
+                stop_rx.clone(),
+            )
+            .context("starting equipment ingest")?,
+        )
+    } else {
+        None
+    }
+    .map(Arc::new);
+    let announce: Arc<dyn workflow::FeedbackSink> = if cfg.mqtt.enabled {
+        let (host, port) = match cfg.mqtt.external_broker() {
+            Ok(Some((h, p))) => (h, p),
+            _ => (cfg.mqtt.listen.ip().to_string(), cfg.mqtt.listen.port()),
+        };
+        Arc::new(crate::feedback::MqttFeedback::start(
+            &host,
+            port,
+            &cfg.mqtt.client_id,
+            stop_rx.clone(),
+        ))
+    } else {
+        Arc::new(NoFeedback)
+    };
+
     let view: StationsView = Arc::new(Mutex::new(Vec::new()));
     let workflow = {
         let cfg = cfg.clone();
@@ -103,7 +133,7 @@ async fn run_tasks(
                     rejects: rejects_rx,
                     devices,
                 },
-                Arc::new(NoFeedback),
+                announce,
                 view,
             )
             .await
@@ -149,6 +179,7 @@ async fn run_tasks(
         db_path: journal.path().to_owned(),
         writer_alive: Box::new(journal.liveness()),
         journal: journal.handle(),
+        machines: equipment.clone(),
         inspection: crate::station::WorkshopOptions {
             utc_offset_minutes: cfg.agent.utc_offset_minutes,
             ..Default::default()
@@ -185,6 +216,11 @@ async fn run_tasks(
         Err(e) => tracing::error!(error = %e, "station workflow task failed"),
     }
     let _ = maintenance.await;
+    if let Some(eq) = equipment.and_then(|e| Arc::try_unwrap(e).ok()) {
+        if let Err(e) = eq.join().await {
+            tracing::error!(error = %e, "equipment ingest stopped with an error");
+        }
+    }
     if let Some(status) = status {
         match status.await {
             Ok(Ok(())) => {}

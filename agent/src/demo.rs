@@ -85,9 +85,32 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
             process.map(|p| format!("process = \"{p}\"\n")).unwrap_or_default()
         ));
     }
+    // Machines: a sewing machine at each sewing station, an iron at the ironing station,
+    // publishing to the agent's embedded broker.
+    let mqtt_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut machines = String::new();
+    for (id, kind, _) in STATIONS {
+        let m = match *kind {
+            "sewing" => format!("sm-{}", &id[4..]),
+            "ironing" => format!("ir-{}", &id[5..]),
+            _ => continue,
+        };
+        let mkind = if m.starts_with("sm") {
+            "sewing"
+        } else {
+            "iron"
+        };
+        machines.push_str(&format!(
+            "[[machines]]\nid = \"{m}\"\nkind = \"{mkind}\"\nstation = \"{id}\"\ntopic = \"machines/{m}/data\"\n{}\n",
+            if mkind == "iron" { "temp_range_c = [140.0, 170.0]\n" } else { "" }
+        ));
+    }
     let config_text = format!(
         "# Written by `bobbin demo`.\n[agent]\nid = \"demo-workshop\"\ndata_dir = \"data\"\n\n\
          [status]\nlisten = \"127.0.0.1:{}\"\n\n\
+         [mqtt]\nenabled = true\nlisten = \"127.0.0.1:{mqtt_port}\"\n\n{machines}\
          [sync]\nurl = \"http://127.0.0.1:{receiver_port}\"\ntoken = \"demo-token\"\nagent_id = \"demo-workshop\"\n\
          key_file = \"data/agent.key\"\nbackoff_max = \"2s\"\nbatch_max_records = 200\n\n{devices}{stations}",
         opts.port
@@ -147,8 +170,15 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
         None => println!("  running until Ctrl-C"),
     }
 
+    // The machines start publishing once the agent's broker is up.
+    let (machines_stop_tx, machines_stop) = tokio::sync::watch::channel(false);
+    let machine_ids: Vec<String> = cfg.machines.iter().map(|m| m.id.clone()).collect();
+    rt.spawn(publish_machines(mqtt_port, machine_ids, machines_stop));
+    println!("  machines:         mqtt://127.0.0.1:{mqtt_port} (topics machines/<id>/data)");
+
     let shift = Shift::new(&workers, &codes);
     let played = play(shift, &mut scanners, opts, &agent);
+    let _ = machines_stop_tx.send(true);
     // Let the uploader catch up, so the receiver holds what the journal holds.
     wait_for_upload(&cfg.journal_path(), &receiver_db, Duration::from_secs(20));
     let _ = stop_tx.send(true);
@@ -237,6 +267,49 @@ fn play(
         std::thread::sleep(every);
     }
     played
+}
+
+/// Sewing machines report cumulative stitch and trim counters; the iron its soleplate
+/// temperature, now and then overheating past its 170 °C limit.
+async fn publish_machines(
+    port: u16,
+    machines: Vec<String>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let cfg = bobbin_drivers::mqtt::ClientConfig::new("127.0.0.1", port, "demo-machines");
+    let (handle, mut events, _task) = bobbin_drivers::mqtt::spawn_client(cfg, stop.clone());
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    let mut rng = rand::rngs::StdRng::from_os_rng();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut seq = 0u64;
+    let mut stitches = vec![0u64; machines.len()];
+    while !*stop.borrow() {
+        tick.tick().await;
+        seq += 1;
+        let ts = chrono::Utc::now().timestamp_millis();
+        for (i, m) in machines.iter().enumerate() {
+            let payload = if m.starts_with("sm") {
+                stitches[i] += rng.random_range(200..600);
+                serde_json::json!({"seq": seq, "ts": ts, "stitches": stitches[i],
+                    "trims": stitches[i] / 150, "run_s": seq / 2, "needle_stops": stitches[i] / 90})
+            } else {
+                let hot = rng.random::<f64>() < 0.08;
+                let temp = if hot {
+                    rng.random_range(172.0..185.0)
+                } else {
+                    rng.random_range(148.0..162.0)
+                };
+                serde_json::json!({"seq": seq, "ts": ts, "temp_c": temp, "steam_bar": 4.2, "dwell_s": 8})
+            };
+            // Before the agent's broker is up this fails; the next tick tries again.
+            let _ = handle.publish(
+                &format!("machines/{m}/data"),
+                1,
+                false,
+                payload.to_string().into_bytes(),
+            );
+        }
+    }
 }
 
 fn count(db: &Path, sql: &str) -> i64 {

@@ -6,6 +6,8 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod equipment;
+pub mod feedback;
 pub mod journal;
 pub mod logging;
 pub mod maintenance;

@@ -8,6 +8,7 @@
 //! beep, MQTT feedback topic, status page): durable before acknowledged.
 
 use crate::config::Config;
+use crate::equipment::MachineConfig;
 use crate::journal::{JournalError, JournalHandle, TxCtx};
 use crate::station::{
     Bundle, Claim, ClaimOp, Decision, Lookup, Scan, StationSpec, StationView, Worker, Workshop,
@@ -15,6 +16,7 @@ use crate::station::{
 };
 use bobbin_codes::DecodeConfig;
 use bobbin_drivers::{Feedback, FrameReject, Reading};
+use bobbin_sync::record::RecordContent;
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -173,6 +175,61 @@ fn write_decision(ctx: &mut TxCtx<'_, '_>, scan: &Scan, d: &Decision) -> Result<
     Ok(())
 }
 
+/// Appends, in the same transaction as the `work` records that close units, one
+/// `equipment.summary` per machine at the station (stitches and trims, or iron temperatures
+/// over the unit's time), and a `quality.alert` on the bundle itself when an iron left its
+/// range while the bundle was on it — so `bobbin trace CODE` shows how it was sewn and
+/// pressed, and a recall finds it (ZH-5.3).
+fn summarise_units(
+    ctx: &mut TxCtx<'_, '_>,
+    station: &str,
+    d: &Decision,
+    machines: &[MachineConfig],
+) -> Result<(), JournalError> {
+    let at = crate::equipment::machines_at(machines, station);
+    if at.is_empty() {
+        return Ok(());
+    }
+    for r in d.records.iter().filter(|r| r.kind == "work") {
+        let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+        let (Some(start_ms), Some(end_ms)) = (body["start_ms"].as_i64(), body["end_ms"].as_i64())
+        else {
+            continue;
+        };
+        let unit = crate::equipment::UnitWindow {
+            station: station.to_owned(),
+            start_ms,
+            end_ms,
+            process: r.process.clone(),
+            trace_code: r.trace_code.clone(),
+            order: r.order.clone(),
+            worker: r.worker.clone(),
+        };
+        for summary in crate::equipment::unit_summaries(ctx.tx, &at, &unit)? {
+            ctx.append(&summary)?;
+            let b: serde_json::Value = serde_json::from_str(&summary.body).unwrap_or_default();
+            let outside = b["outside_range_s"].as_f64().unwrap_or(0.0);
+            if outside > 0.0 {
+                let alert = serde_json::json!({
+                    "machine": b["machine"],
+                    "reason": "iron outside its temperature range while this bundle was pressed",
+                    "outside_range_s": outside,
+                    "range_c": b["range_c"],
+                    "temp_c": b["temp_c"],
+                    "start_ms": start_ms,
+                    "end_ms": end_ms,
+                });
+                ctx.append(&RecordContent {
+                    kind: "quality.alert".into(),
+                    body: alert.to_string(),
+                    ..summary.clone()
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The station specs of a config.
 pub fn station_specs(cfg: &Config) -> Vec<StationSpec> {
     use crate::config::{Timing as T, UnknownBundles as U};
@@ -237,6 +294,12 @@ pub async fn run(
         .flat_map(|s| s.devices.iter().map(move |d| (d.clone(), s.id.clone())))
         .collect();
     let codes = Arc::new(cfg.codes.clone());
+    // Machines only count when their data is being ingested.
+    let machines = Arc::new(if cfg.mqtt.enabled {
+        cfg.machines.clone()
+    } else {
+        Vec::new()
+    });
     if let Ok(mut v) = view.lock() {
         *v = workshop.snapshot();
     }
@@ -255,7 +318,8 @@ pub async fn run(
                 continue;
             }
         };
-        let decision = handle_reading(&journal, &workshop, &codes, &station_of, reading).await?;
+        let decision =
+            handle_reading(&journal, &workshop, &codes, &machines, &station_of, reading).await?;
         let Some((station, decision, time_ms, device)) = decision else {
             continue;
         };
@@ -339,6 +403,7 @@ async fn handle_reading(
     journal: &JournalHandle,
     workshop: &Workshop,
     codes: &Arc<DecodeConfig>,
+    machines: &Arc<Vec<MachineConfig>>,
     station_of: &HashMap<String, String>,
     reading: Reading,
 ) -> Result<Handled, JournalError> {
@@ -368,10 +433,12 @@ async fn handle_reading(
     // this task is the only one that changes it, so the copy cannot go stale meanwhile.
     let snapshot = workshop.clone();
     let device = scan.device.clone();
+    let machines = machines.clone();
     let decision = journal
         .exec(move |ctx| {
             let d = snapshot.decide(&scan, &SqlLookup(ctx.tx));
             write_decision(ctx, &scan, &d)?;
+            summarise_units(ctx, &scan.station, &d, &machines)?;
             Ok(d)
         })
         .await?;

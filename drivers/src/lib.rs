@@ -12,6 +12,7 @@ pub mod device;
 pub mod hex;
 pub mod hid;
 pub mod list;
+pub mod mqtt;
 pub mod reading;
 pub mod rfid;
 pub mod serial;

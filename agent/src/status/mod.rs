@@ -86,6 +86,8 @@ pub struct Sources {
     pub db_path: std::path::PathBuf,
     /// Whether the journal writer still runs.
     pub writer_alive: Box<dyn Fn() -> bool + Send + Sync>,
+    /// Equipment ingest, when `[mqtt]` is enabled.
+    pub machines: Option<Arc<crate::equipment::Equipment>>,
     /// Where tablet inspection forms are recorded.
     pub journal: crate::journal::JournalHandle,
     /// Inspection rules and the workshop's UTC offset, for the tablet form.
@@ -120,6 +122,9 @@ pub struct StatusReport {
     pub devices: Vec<DeviceStatus>,
     /// The journal.
     pub journal: JournalStats,
+    /// Equipment: broker connection, per machine last message, readings, alerts. Null
+    /// without `[mqtt]`.
+    pub machines: Option<crate::equipment::EquipmentStatus>,
     /// Upload: backlog, oldest unsent, last success, last error. Null without `[sync]`.
     pub sync: Option<bobbin_sync::SyncStatus>,
     /// The disk watch.
@@ -227,6 +232,7 @@ pub async fn report(s: &Shared) -> Result<StatusReport, Response> {
         stations: s.stations.lock().map(|v| v.clone()).unwrap_or_default(),
         devices: s.devices.iter().map(|d| d.snapshot()).collect(),
         journal,
+        machines: s.machines.as_ref().map(|e| e.status()),
         sync: s.sync.as_ref().map(|h| h.status()),
         disk: s.disk.lock().map(|d| d.clone()).unwrap_or(DiskState::Ok),
     })

@@ -1,0 +1,445 @@
+//! JSON payload → readings: named readings with canonical units, found by field paths with
+//! per-machine overrides and unit conversion. Pure.
+//!
+//! Default payload (domain brief §5.4/§5.5; no vendor publishes a wire format, so gateways
+//! are configured to this or mapped with `fields`):
+//! - sewing: `{"seq": 42, "ts": 1700000000000, "stitches": 120345, "trims": 812,
+//!   "run_s": 5230, "needle_stops": 911, "speed_spm": 3200}` — counters are cumulative and
+//!   reset on power-up; summaries compute deltas.
+//! - iron: `{"seq": 7, "ts": …, "temp_c": 152.5, "steam_bar": 4.1, "dwell_s": 8.5}`.
+
+use super::config::MachineKind;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A reading Bobbin understands, in its canonical unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reading {
+    /// Sewing: cumulative stitch (needle revolution) counter.
+    Stitches,
+    /// Sewing: cumulative thread-trim counter.
+    Trims,
+    /// Sewing: cumulative motor-on seconds.
+    RunS,
+    /// Sewing: cumulative needle-stop counter.
+    NeedleStops,
+    /// Sewing: current speed, stitches per minute.
+    SpeedSpm,
+    /// Iron: soleplate/platen temperature, °C.
+    TempC,
+    /// Iron: steam pressure, bar.
+    SteamBar,
+    /// Iron: head-closed dwell time of the last press cycle, seconds.
+    DwellS,
+}
+
+const ALL: [Reading; 8] = [
+    Reading::Stitches,
+    Reading::Trims,
+    Reading::RunS,
+    Reading::NeedleStops,
+    Reading::SpeedSpm,
+    Reading::TempC,
+    Reading::SteamBar,
+    Reading::DwellS,
+];
+
+/// What a reading measures, for unit conversion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dim {
+    Count,
+    Seconds,
+    Rate,
+    Temperature,
+    Pressure,
+}
+
+impl Reading {
+    /// Its name in payloads, configs and stored metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reading::Stitches => "stitches",
+            Reading::Trims => "trims",
+            Reading::RunS => "run_s",
+            Reading::NeedleStops => "needle_stops",
+            Reading::SpeedSpm => "speed_spm",
+            Reading::TempC => "temp_c",
+            Reading::SteamBar => "steam_bar",
+            Reading::DwellS => "dwell_s",
+        }
+    }
+
+    /// Its canonical unit.
+    pub fn unit(self) -> &'static str {
+        match self.dim() {
+            Dim::Count => "count",
+            Dim::Seconds => "s",
+            Dim::Rate => "1/min",
+            Dim::Temperature => "°C",
+            Dim::Pressure => "bar",
+        }
+    }
+
+    fn dim(self) -> Dim {
+        match self {
+            Reading::Stitches | Reading::Trims | Reading::NeedleStops => Dim::Count,
+            Reading::RunS | Reading::DwellS => Dim::Seconds,
+            Reading::SpeedSpm => Dim::Rate,
+            Reading::TempC => Dim::Temperature,
+            Reading::SteamBar => Dim::Pressure,
+        }
+    }
+
+    /// The machine kind that has it.
+    pub fn kind(self) -> MachineKind {
+        match self {
+            Reading::TempC | Reading::SteamBar | Reading::DwellS => MachineKind::Iron,
+            _ => MachineKind::Sewing,
+        }
+    }
+
+    /// Looks a reading up by name.
+    pub fn by_name(name: &str) -> Option<Reading> {
+        ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// Every reading name, for error messages.
+    pub fn names() -> String {
+        ALL.iter().map(|r| r.name()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The readings of a machine kind.
+    pub fn of_kind(kind: MachineKind) -> impl Iterator<Item = Reading> {
+        ALL.into_iter().filter(move |r| r.kind() == kind)
+    }
+}
+
+/// How a configured field's unit converts to the canonical one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum UnitConv {
+    /// Already canonical.
+    Identity,
+    /// Multiply by a factor.
+    Scale(f64),
+    /// °F → °C.
+    FahrenheitToC,
+    /// K → °C.
+    KelvinToC,
+}
+
+impl UnitConv {
+    /// The conversion from unit `u` to `reading`'s canonical unit.
+    pub fn parse(reading: Reading, u: &str) -> Result<UnitConv, String> {
+        let conv = match (reading.dim(), u) {
+            (Dim::Count, "count") => UnitConv::Identity,
+            (Dim::Seconds, "s") => UnitConv::Identity,
+            (Dim::Seconds, "ms") => UnitConv::Scale(0.001),
+            (Dim::Seconds, "min") => UnitConv::Scale(60.0),
+            (Dim::Seconds, "h") => UnitConv::Scale(3600.0),
+            (Dim::Rate, "1/min" | "spm" | "rpm") => UnitConv::Identity,
+            (Dim::Temperature, "C" | "°C") => UnitConv::Identity,
+            (Dim::Temperature, "F" | "°F") => UnitConv::FahrenheitToC,
+            (Dim::Temperature, "K") => UnitConv::KelvinToC,
+            (Dim::Pressure, "bar") => UnitConv::Identity,
+            (Dim::Pressure, "kPa") => UnitConv::Scale(0.01),
+            (Dim::Pressure, "MPa") => UnitConv::Scale(10.0),
+            (Dim::Pressure, "psi") => UnitConv::Scale(0.068_947_572_9),
+            _ => {
+                let known = match reading.dim() {
+                    Dim::Count => "count",
+                    Dim::Seconds => "s, ms, min, h",
+                    Dim::Rate => "1/min, spm, rpm",
+                    Dim::Temperature => "C, F, K",
+                    Dim::Pressure => "bar, kPa, MPa, psi",
+                };
+                return Err(format!(
+                    "{u:?} is not a unit for {} (known: {known})",
+                    reading.name()
+                ));
+            }
+        };
+        Ok(conv)
+    }
+
+    /// Converts a value.
+    pub fn apply(self, v: f64) -> f64 {
+        match self {
+            UnitConv::Identity => v,
+            UnitConv::Scale(f) => v * f,
+            UnitConv::FahrenheitToC => (v - 32.0) * 5.0 / 9.0,
+            UnitConv::KelvinToC => v - 273.15,
+        }
+    }
+}
+
+/// A configured field: a path, or a path with a unit.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum FieldSpec {
+    /// `"path.to.field"` in the canonical unit.
+    Path(String),
+    /// `{ path = "…", unit = "F" }`.
+    WithUnit {
+        /// Dot-separated path; numeric parts index arrays.
+        path: String,
+        /// The unit the payload uses.
+        #[serde(default)]
+        unit: Option<String>,
+    },
+}
+
+impl FieldSpec {
+    /// The path.
+    pub fn path(&self) -> &str {
+        match self {
+            FieldSpec::Path(p) => p,
+            FieldSpec::WithUnit { path, .. } => path,
+        }
+    }
+    /// The unit, if given.
+    pub fn unit(&self) -> Option<&str> {
+        match self {
+            FieldSpec::Path(_) => None,
+            FieldSpec::WithUnit { unit, .. } => unit.as_deref(),
+        }
+    }
+}
+
+/// The compiled mapping of one machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldMap {
+    readings: Vec<(Reading, Vec<String>, UnitConv)>,
+    seq: Vec<String>,
+    ts: Vec<String>,
+}
+
+fn split(path: &str) -> Vec<String> {
+    path.split('.').map(str::to_string).collect()
+}
+
+impl FieldMap {
+    /// Defaults for `kind` with `overrides` applied. Overrides were validated with the config;
+    /// an invalid unit here falls back to the canonical unit.
+    pub fn new(kind: MachineKind, overrides: &BTreeMap<String, FieldSpec>) -> FieldMap {
+        let readings = Reading::of_kind(kind)
+            .map(|r| match overrides.get(r.name()) {
+                Some(spec) => {
+                    let conv = spec
+                        .unit()
+                        .and_then(|u| UnitConv::parse(r, u).ok())
+                        .unwrap_or(UnitConv::Identity);
+                    (r, split(spec.path()), conv)
+                }
+                None => (r, vec![r.name().to_string()], UnitConv::Identity),
+            })
+            .collect();
+        let path_of = |k: &str| {
+            overrides
+                .get(k)
+                .map_or_else(|| vec![k.to_string()], |s| split(s.path()))
+        };
+        FieldMap {
+            readings,
+            seq: path_of("seq"),
+            ts: path_of("ts"),
+        }
+    }
+
+    /// The name (last path part) a reading is published under, for Sparkplug metric names.
+    pub fn metric_name(&self, r: Reading) -> Option<(String, UnitConv)> {
+        self.readings
+            .iter()
+            .find(|(x, _, _)| *x == r)
+            .map(|(_, p, c)| (p.join("."), *c))
+    }
+
+    /// Every configured reading with its dotted path and conversion.
+    pub fn entries(&self) -> impl Iterator<Item = (Reading, String, UnitConv)> + '_ {
+        self.readings.iter().map(|(r, p, c)| (*r, p.join("."), *c))
+    }
+}
+
+/// What one payload said.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extracted {
+    /// The publisher's sequence number, if the payload has one.
+    pub seq: Option<u64>,
+    /// The publisher's timestamp (UTC ms), if the payload has one.
+    pub ts_ms: Option<i64>,
+    /// The readings found, canonical units.
+    pub values: Vec<(Reading, f64)>,
+}
+
+fn lookup<'v>(v: &'v serde_json::Value, path: &[String]) -> Option<&'v serde_json::Value> {
+    let mut cur = v;
+    for p in path {
+        cur = match cur {
+            serde_json::Value::Object(m) => m.get(p)?,
+            serde_json::Value::Array(a) => a.get(p.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// Parses a payload timestamp: epoch ms (numbers below 10^11 are taken as seconds) or an
+/// RFC 3339 string.
+pub fn parse_ts(v: &serde_json::Value) -> Option<i64> {
+    match v {
+        serde_json::Value::Number(n) => {
+            let f = n.as_f64()?;
+            if !f.is_finite() || f < 0.0 {
+                return None;
+            }
+            Some(if f < 1e11 {
+                (f * 1000.0) as i64
+            } else {
+                f as i64
+            })
+        }
+        serde_json::Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| d.timestamp_millis()),
+        _ => None,
+    }
+}
+
+/// Extracts seq, ts and readings. Missing readings are fine as long as one is present; a
+/// present field of the wrong type is an error naming it.
+pub fn extract(map: &FieldMap, v: &serde_json::Value) -> Result<Extracted, String> {
+    if !v.is_object() {
+        return Err("payload is not a JSON object".into());
+    }
+    let seq =
+        match lookup(v, &map.seq) {
+            None | Some(serde_json::Value::Null) => None,
+            Some(s) => Some(s.as_u64().ok_or_else(|| {
+                format!("field {}: not a non-negative integer", map.seq.join("."))
+            })?),
+        };
+    let ts_ms = match lookup(v, &map.ts) {
+        None | Some(serde_json::Value::Null) => None,
+        Some(t) => Some(parse_ts(t).ok_or_else(|| {
+            format!(
+                "field {}: not epoch ms or an RFC 3339 time",
+                map.ts.join(".")
+            )
+        })?),
+    };
+    let mut values = Vec::with_capacity(map.readings.len());
+    for (r, path, conv) in &map.readings {
+        match lookup(v, path) {
+            None | Some(serde_json::Value::Null) => {}
+            Some(x) => {
+                let f = x
+                    .as_f64()
+                    .filter(|f| f.is_finite())
+                    .ok_or_else(|| format!("field {}: not a number", path.join(".")))?;
+                values.push((*r, conv.apply(f)));
+            }
+        }
+    }
+    if values.is_empty() {
+        let expected: Vec<String> = map.readings.iter().map(|(_, p, _)| p.join(".")).collect();
+        return Err(format!(
+            "no known field (expected one of {})",
+            expected.join(", ")
+        ));
+    }
+    Ok(Extracted { seq, ts_ms, values })
+}
+
+/// The stored metrics JSON: `{"stitches":120345,"temp_c":152.5}` (whole numbers as integers).
+pub fn metrics_json(values: &[(Reading, f64)]) -> String {
+    let mut m = serde_json::Map::new();
+    for (r, v) in values {
+        m.insert(r.name().to_string(), number(*v));
+    }
+    serde_json::Value::Object(m).to_string()
+}
+
+/// A JSON number, integral when the value is whole.
+pub fn number(v: f64) -> serde_json::Value {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        serde_json::Value::from(v as i64)
+    } else {
+        serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_for_sewing() {
+        let m = FieldMap::new(MachineKind::Sewing, &BTreeMap::new());
+        let e = extract(
+            &m,
+            &json!({"seq": 42, "ts": 1700000000000i64, "stitches": 120345, "trims": 812, "run_s": 5230, "needle_stops": 9}),
+        )
+        .unwrap();
+        assert_eq!(e.seq, Some(42));
+        assert_eq!(e.ts_ms, Some(1_700_000_000_000));
+        assert_eq!(e.values.len(), 4);
+        assert_eq!(
+            metrics_json(&e.values),
+            r#"{"needle_stops":9,"run_s":5230,"stitches":120345,"trims":812}"#
+        );
+    }
+
+    #[test]
+    fn overrides_with_units_and_arrays() {
+        let mut o = BTreeMap::new();
+        o.insert(
+            "temp_c".to_string(),
+            FieldSpec::WithUnit {
+                path: "sensors.0.t".into(),
+                unit: Some("F".into()),
+            },
+        );
+        o.insert(
+            "steam_bar".into(),
+            FieldSpec::WithUnit {
+                path: "p".into(),
+                unit: Some("kPa".into()),
+            },
+        );
+        o.insert("seq".into(), FieldSpec::Path("hdr.n".into()));
+        let m = FieldMap::new(MachineKind::Iron, &o);
+        let e = extract(
+            &m,
+            &json!({"hdr": {"n": 3}, "sensors": [{"t": 212.0}], "p": 410, "ts": "2024-01-01T00:00:00Z"}),
+        )
+        .unwrap();
+        assert_eq!(e.seq, Some(3));
+        assert_eq!(e.ts_ms, Some(1_704_067_200_000));
+        assert_eq!(
+            e.values,
+            vec![(Reading::TempC, 100.0), (Reading::SteamBar, 4.1)]
+        );
+    }
+
+    #[test]
+    fn mistyped_and_missing_fields_are_errors() {
+        let m = FieldMap::new(MachineKind::Iron, &BTreeMap::new());
+        assert!(extract(&m, &json!({"temp_c": "hot"}))
+            .unwrap_err()
+            .contains("temp_c"));
+        assert!(extract(&m, &json!({"seq": -1, "temp_c": 1}))
+            .unwrap_err()
+            .contains("seq"));
+        assert!(extract(&m, &json!({"other": 1}))
+            .unwrap_err()
+            .contains("no known field"));
+        assert!(extract(&m, &json!([1, 2])).is_err());
+        assert!(extract(&m, &json!({"ts": true, "temp_c": 1})).is_err());
+    }
+
+    #[test]
+    fn seconds_timestamps_are_scaled() {
+        assert_eq!(parse_ts(&json!(1_700_000_000)), Some(1_700_000_000_000));
+        assert_eq!(parse_ts(&json!(-5)), None);
+    }
+}
