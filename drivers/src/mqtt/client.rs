@@ -20,7 +20,8 @@ use crate::backoff::Backoff;
 use bytes::Bytes;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -166,6 +167,8 @@ struct Shared {
     generation: Mutex<u64>,
     status: Mutex<ClientStatus>,
     stopped: AtomicBool,
+    /// Acks queued for rumqttc and not yet written (changed under `generation`'s lock).
+    queued_acks: AtomicUsize,
 }
 
 /// The consumer's side of the client: acks, publishes, status.
@@ -188,6 +191,7 @@ impl MqttHandle {
                     return Ok(AckOutcome::Stale);
                 }
                 if self.client.try_ack(&msg.publish).is_ok() {
+                    self.shared.queued_acks.fetch_add(1, Ordering::AcqRel);
                     return Ok(AckOutcome::Sent);
                 }
             }
@@ -263,6 +267,7 @@ pub fn spawn_client(
         generation: Mutex::new(0),
         status: Mutex::new(ClientStatus::default()),
         stopped: AtomicBool::new(false),
+        queued_acks: AtomicUsize::new(0),
     });
     let (tx, rx) = mpsc::channel(cfg.channel_capacity.max(1));
     let handle = MqttHandle {
@@ -287,9 +292,44 @@ async fn poll_loop(
 ) {
     let mut backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max);
     let mut ever_connected = false;
+    // Events the consumer has no room for yet. rumqttc writes our acks only while it is
+    // polled, and polling also reads: so while acks are queued we keep polling and stash
+    // what arrives, and only when none are queued do we wait for the consumer (TCP then
+    // holds the broker back). Blocking on the consumer with acks queued deadlocks: the
+    // consumer waits for the broker's next message, the broker for our acks. The stash is
+    // bounded by what arrives while the consumer's own acks drain (rumqttc reads at most 10
+    // packets per read, and the consumer holds a bounded number of messages).
+    let mut stash: VecDeque<MqttEvent> = VecDeque::new();
     loop {
         if *shutdown.borrow() {
             break;
+        }
+        while let Some(ev) = stash.pop_front() {
+            match tx.try_send(ev) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(ev)) => {
+                    stash.push_front(ev);
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    let _ = client.try_disconnect();
+                    return;
+                }
+            }
+        }
+        if !stash.is_empty() && shared.queued_acks.load(Ordering::Acquire) == 0 {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                permit = tx.reserve() => match (permit, stash.pop_front()) {
+                    (Ok(permit), Some(ev)) => permit.send(ev),
+                    (Ok(_), None) => {}
+                    (Err(_), _) => break,
+                },
+                // Wake now and then to drain acks the consumer queued meanwhile.
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+            continue;
         }
         let polled = tokio::select! {
             biased;
@@ -351,6 +391,15 @@ async fn poll_loop(
                 }
                 continue;
             }
+            Ok(Event::Outgoing(rumqttc::Outgoing::PubAck(_))) => {
+                // Saturating: acks queued before a reconnect were purged and reset to 0.
+                let _ = shared
+                    .queued_acks
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        Some(n.saturating_sub(1))
+                    });
+                continue;
+            }
             Ok(_) => continue,
             Err(e) => {
                 {
@@ -360,6 +409,7 @@ async fn poll_loop(
                     let mut generation = lock(&shared.generation);
                     *generation += 1;
                     eventloop.clean();
+                    shared.queued_acks.store(0, Ordering::Release);
                 }
                 let retry_in = jittered(backoff.next_delay());
                 {
@@ -383,10 +433,7 @@ async fn poll_loop(
             }
         };
         // Messages and connects must reach the consumer (a lost session is recorded).
-        let send = tx.send(event).await.is_ok();
-        if !send {
-            break;
-        }
+        stash.push_back(event);
     }
     let _ = client.try_disconnect();
 }
