@@ -98,7 +98,8 @@ impl PtyScanner {
                         Instant::now() < deadline,
                         "only {got:02X?} came back, wanted {n} bytes"
                     );
-                    std::thread::sleep(Duration::from_millis(5));
+                    // Fine-grained, so latency measured through it is the agent's, not ours.
+                    std::thread::sleep(Duration::from_micros(200));
                 }
             }
         }
