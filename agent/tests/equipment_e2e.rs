@@ -75,37 +75,18 @@ machines = ["ir-1"]
     )
     .expect("config");
     let cfg = config.to_str().expect("path");
-    let workers = dir.path().join("w.csv");
-    std::fs::write(&workers, "id,name,team,badge\nW1,A,A,W:E1\nW2,B,A,W:E2\n").expect("csv");
-    assert_eq!(
-        run(&[
-            "import",
-            "workers",
-            workers.to_str().expect("p"),
-            "--config",
-            cfg
-        ])
-        .0,
-        0
+    common::import_csv(
+        dir.path(),
+        cfg,
+        "workers",
+        "id,name,team,badge\nW1,A,A,W:E1\nW2,B,A,W:E2\n",
     );
-    let (_, code, _) = run(&["gen-code", "--node", "WS000001", "--region", "441900"]);
-    let code = code.trim().to_string();
-    let bundles = dir.path().join("b.csv");
-    std::fs::write(
-        &bundles,
-        format!("trace_code,order,style,colour,size,quantity\n{code},PO-9,T,red,M,10\n"),
-    )
-    .expect("csv");
-    assert_eq!(
-        run(&[
-            "import",
-            "bundles",
-            bundles.to_str().expect("p"),
-            "--config",
-            cfg
-        ])
-        .0,
-        0
+    let code = common::new_trace_code();
+    common::import_csv(
+        dir.path(),
+        cfg,
+        "bundles",
+        &format!("trace_code,order,style,colour,size,quantity\n{code},PO-9,T,red,M,10\n"),
     );
 
     let mut cmd = bobbin();

@@ -11,7 +11,7 @@
 mod common;
 
 use bobbin_tests::{free_port, http_get, wait_until, PtyScanner};
-use common::{bobbin, run, Watched};
+use common::{bobbin, Watched};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -167,31 +167,19 @@ devices = ["scan-2"]
     let cfg = config.to_str().expect("path");
 
     // Master data: the badge W:E1042 is W0042, and one bundle of 12 pieces.
-    let code = {
-        let (rc, out, err) = run(&[
-            "gen-code", "--node", "WS000001", "--region", "441900", "--date", "261123",
-        ]);
-        assert_eq!(rc, 0, "{err}");
-        out.trim().to_string()
-    };
-    let workers = dir.path().join("workers.csv");
-    std::fs::write(&workers, "id,name,team,badge\nW0042,李娜,A,W:E1042\n").expect("csv");
-    let bundles = dir.path().join("bundles.csv");
-    std::fs::write(
-        &bundles,
-        format!("trace_code,order,style,colour,size,quantity\n{code},PO-7,T100,red,M,12\n"),
-    )
-    .expect("csv");
-    for (kind, file) in [("workers", &workers), ("bundles", &bundles)] {
-        let (rc, _, err) = run(&[
-            "import",
-            kind,
-            file.to_str().expect("path"),
-            "--config",
-            cfg,
-        ]);
-        assert_eq!(rc, 0, "{err}");
-    }
+    let code = common::new_trace_code();
+    common::import_csv(
+        dir.path(),
+        cfg,
+        "workers",
+        "id,name,team,badge\nW0042,李娜,A,W:E1042\n",
+    );
+    common::import_csv(
+        dir.path(),
+        cfg,
+        "bundles",
+        &format!("trace_code,order,style,colour,size,quantity\n{code},PO-7,T100,red,M,12\n"),
+    );
 
     let mut cmd = bobbin();
     cmd.args(["run", "--config", cfg]);

@@ -53,35 +53,19 @@ devices = ["scan-1"]
     )
     .expect("config");
     let cfg = config.to_str().expect("path");
-    let code = {
-        let (rc, out, _) = run(&[
-            "gen-code", "--node", "WS000001", "--region", "441900", "--date", "261123",
-        ]);
-        assert_eq!(rc, 0);
-        out.trim().to_string()
-    };
-    let workers = dir.path().join("workers.csv");
-    std::fs::write(
-        &workers,
+    let code = common::new_trace_code();
+    common::import_csv(
+        dir.path(),
+        cfg,
+        "workers",
         "id,name,team,badge\nW0042,李娜,A,W:E1042\nW0043,王芳,A,W:E1043\n",
-    )
-    .expect("csv");
-    let bundles = dir.path().join("bundles.csv");
-    std::fs::write(
-        &bundles,
-        format!("trace_code,order,style,colour,size,quantity\n{code},PO-7,T100,red,M,12\n"),
-    )
-    .expect("csv");
-    for (kind, file) in [("workers", &workers), ("bundles", &bundles)] {
-        let (rc, _, err) = run(&[
-            "import",
-            kind,
-            file.to_str().expect("path"),
-            "--config",
-            cfg,
-        ]);
-        assert_eq!(rc, 0, "{err}");
-    }
+    );
+    common::import_csv(
+        dir.path(),
+        cfg,
+        "bundles",
+        &format!("trace_code,order,style,colour,size,quantity\n{code},PO-7,T100,red,M,12\n"),
+    );
 
     let mut cmd = bobbin();
     cmd.args(["run", "--config", cfg]);
@@ -154,26 +138,13 @@ devices = ["scan-1"]
     assert!(status.success(), "{err:?}");
     // After a restart the station still knows who is on duty (replayed from the journal):
     // W0043 scans a new bundle without badging in again, and it counts.
-    let code2 = {
-        let (rc, out, _) = run(&[
-            "gen-code", "--node", "WS000001", "--region", "441900", "--date", "261123",
-        ]);
-        assert_eq!(rc, 0);
-        out.trim().to_string()
-    };
-    std::fs::write(
-        &bundles,
-        format!("trace_code,order,style,colour,size,quantity\n{code2},PO-7,T100,red,L,10\n"),
-    )
-    .expect("csv");
-    let (rc, _, err) = run(&[
-        "import",
-        "bundles",
-        bundles.to_str().expect("path"),
-        "--config",
+    let code2 = common::new_trace_code();
+    common::import_csv(
+        dir.path(),
         cfg,
-    ]);
-    assert_eq!(rc, 0, "{err}");
+        "bundles",
+        &format!("trace_code,order,style,colour,size,quantity\n{code2},PO-7,T100,red,L,10\n"),
+    );
     let mut cmd = bobbin();
     cmd.args(["run", "--config", cfg]);
     let agent = Watched::spawn(cmd);

@@ -128,3 +128,26 @@ pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     .expect("write config");
     path
 }
+
+/// A new, valid DG trace code for a bundle ticket, from `bobbin gen-code`.
+pub fn new_trace_code() -> String {
+    let (rc, out, err) = run(&[
+        "gen-code", "--node", "WS000001", "--region", "441900", "--date", "261123",
+    ]);
+    assert_eq!(rc, 0, "gen-code failed: {err}");
+    out.trim().to_string()
+}
+
+/// Writes `csv` to `<dir>/<kind>.csv` and loads it with `bobbin import KIND`.
+pub fn import_csv(dir: &Path, config: &str, kind: &str, csv: &str) {
+    let file = dir.join(format!("{kind}.csv"));
+    std::fs::write(&file, csv).expect("write csv");
+    let (rc, _, err) = run(&[
+        "import",
+        kind,
+        file.to_str().expect("utf-8 path"),
+        "--config",
+        config,
+    ]);
+    assert_eq!(rc, 0, "import {kind} failed: {err}");
+}
