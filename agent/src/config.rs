@@ -154,34 +154,10 @@ pub struct StationConfig {
     pub machines: Vec<String>,
     /// Where a work record's start and end come from.
     #[serde(default)]
-    pub timing: Timing,
+    pub timing: crate::station::Timing,
     /// What to do with a bundle that is not in the imported master data.
     #[serde(default)]
-    pub unknown_bundles: UnknownBundles,
-}
-
-/// Where a work record's start and end times come from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Timing {
-    /// One scan per bundle: start is the previous completion at this station (or the
-    /// worker's login), end is the scan.
-    #[default]
-    Consecutive,
-    /// Two scans per bundle: the first starts the work, the second ends it.
-    TwoScans,
-}
-
-/// What to do with a bundle that is not in the imported master data.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum UnknownBundles {
-    /// Record the work, flagged `unknown-bundle`, with the piece count unknown, so nothing a
-    /// worker did is lost; a supervisor completes it.
-    #[default]
-    Accept,
-    /// Refuse the scan (bad beep), keeping it as a reject row.
-    Refuse,
+    pub unknown_bundles: crate::station::UnknownBundlePolicy,
 }
 
 /// A configuration error: the key, and what is wrong with it.

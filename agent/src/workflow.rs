@@ -232,8 +232,6 @@ fn summarise_units(
 
 /// The station specs of a config.
 pub fn station_specs(cfg: &Config) -> Vec<StationSpec> {
-    use crate::config::{Timing as T, UnknownBundles as U};
-    use crate::station::{Timing, UnknownBundlePolicy};
     cfg.stations
         .iter()
         .map(|s| StationSpec {
@@ -242,14 +240,8 @@ pub fn station_specs(cfg: &Config) -> Vec<StationSpec> {
             kind: s.kind,
             team: s.team.clone(),
             process: s.process.clone(),
-            timing: match s.timing {
-                T::Consecutive => Timing::Consecutive,
-                T::TwoScans => Timing::TwoScans,
-            },
-            unknown_bundles: match s.unknown_bundles {
-                U::Accept => UnknownBundlePolicy::Accept,
-                U::Refuse => UnknownBundlePolicy::Refuse,
-            },
+            timing: s.timing,
+            unknown_bundles: s.unknown_bundles,
         })
         .collect()
 }

@@ -132,23 +132,26 @@ pub struct StationSpec {
     pub devices: Vec<String>,
 }
 
-/// How start and end of a unit of work are taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How start and end of a unit of work are taken (`stations[].timing` in the config).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Timing {
     /// Start = first scan of the bundle, end = second scan.
     TwoScans,
     /// Start = previous completion at this station (or the login), end = this scan.
+    #[default]
     Consecutive,
 }
 
-/// What to do with a trace code that is not a known bundle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// What to do with a trace code that is not a known bundle (`stations[].unknown_bundles`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum UnknownBundlePolicy {
-    /// Record it, flagged `unknown-bundle`, pieces unknown (null).
+    /// Record it, flagged `unknown-bundle`, pieces unknown (null), so nothing a worker did
+    /// is lost; a supervisor completes it.
+    #[default]
     Accept,
-    /// Refuse it (reject `unknown-bundle`).
+    /// Refuse it (bad beep, kept as a reject row).
     Refuse,
 }
 
