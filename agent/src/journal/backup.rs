@@ -13,11 +13,7 @@ use std::time::Duration;
 /// Copies the journal at `src` to `out`.
 pub fn backup(src: &Path, out: &Path) -> Result<(), JournalError> {
     if !src.exists() {
-        return Err(JournalError::Io {
-            what: "opening journal",
-            path: src.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-        });
+        return Err(JournalError::missing(src));
     }
     let source = Connection::open_with_flags(
         src,
@@ -36,28 +32,10 @@ pub fn backup(src: &Path, out: &Path) -> Result<(), JournalError> {
             match b.step(-1)? {
                 StepResult::Done => break,
                 StepResult::More => continue,
-                // The writer holds a lock for a moment; try again shortly.
-                StepResult::Busy | StepResult::Locked => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
+                // Busy or Locked: the writer holds a lock for a moment; try again shortly.
                 _ => std::thread::sleep(Duration::from_millis(5)),
             }
         }
     }
-    let io = |what: &'static str, path: &Path| {
-        let path = path.to_owned();
-        move |source| JournalError::Io { what, path, source }
-    };
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io("syncing", &tmp))?;
-    std::fs::rename(&tmp, out).map_err(io("renaming backup to", out))?;
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("syncing directory", dir))?;
-    Ok(())
+    super::install_file(&tmp, out)
 }

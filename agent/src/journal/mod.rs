@@ -82,6 +82,38 @@ pub enum JournalError {
     Damaged(String),
 }
 
+impl JournalError {
+    /// Maps an OS error on `path` while doing `what`.
+    pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_owned();
+        move |source| JournalError::Io { what, path, source }
+    }
+
+    /// The error for a journal file that does not exist (readers never create one).
+    pub(crate) fn missing(path: &Path) -> Self {
+        Self::io("opening journal", path)(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no such file",
+        ))
+    }
+}
+
+/// Puts a fully written `tmp` file at `dest` so that a crash leaves either the old state or
+/// the whole new file: fsync the file, rename it, fsync the directory.
+pub(crate) fn install_file(tmp: &Path, dest: &Path) -> Result<(), JournalError> {
+    std::fs::File::open(tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(JournalError::io("syncing", tmp))?;
+    std::fs::rename(tmp, dest).map_err(JournalError::io("renaming into place", dest))?;
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(JournalError::io("syncing directory", dir))
+}
+
 /// What happened while opening the journal, for the log and the status API.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct OpenReport {

@@ -39,11 +39,7 @@ impl JournalReader {
     /// Opens an existing journal for reading.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
         if !path.exists() {
-            return Err(JournalError::Io {
-                what: "opening journal",
-                path: path.to_owned(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            });
+            return Err(JournalError::missing(path));
         }
         // Read-write flags without CREATE: WAL readers need to write the -shm index, and a
         // wrong path must not conjure up an empty database.

@@ -32,10 +32,6 @@ pub fn restore(backup: &Path, db: &Path) -> Result<Restored, JournalError> {
         )));
     }
     let _lock = WriterLock::acquire(db)?;
-    let io = |what: &'static str, path: &Path| {
-        let path = path.to_owned();
-        move |source| JournalError::Io { what, path, source }
-    };
     let moved_aside = if db.exists() {
         let to = PathBuf::from(format!(
             "{}.replaced-{}",
@@ -46,7 +42,7 @@ pub fn restore(backup: &Path, db: &Path) -> Result<Restored, JournalError> {
             let from = PathBuf::from(format!("{}{suffix}", db.display()));
             if from.exists() {
                 std::fs::rename(&from, format!("{}{suffix}", to.display()))
-                    .map_err(io("moving aside", &from))?;
+                    .map_err(JournalError::io("moving aside", &from))?;
             }
         }
         Some(to)
@@ -54,11 +50,8 @@ pub fn restore(backup: &Path, db: &Path) -> Result<Restored, JournalError> {
         None
     };
     let tmp = PathBuf::from(format!("{}.restoring", db.display()));
-    std::fs::copy(backup, &tmp).map_err(io("copying backup to", &tmp))?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io("syncing", &tmp))?;
-    std::fs::rename(&tmp, db).map_err(io("renaming into place", db))?;
+    std::fs::copy(backup, &tmp).map_err(JournalError::io("copying backup to", &tmp))?;
+    super::install_file(&tmp, db)?;
 
     let mut conn = super::connect(db)?;
     schema::migrate(&mut conn)?;
