@@ -350,12 +350,27 @@ pub fn extract(map: &FieldMap, v: &serde_json::Value) -> Result<Extracted, Strin
 }
 
 /// The stored metrics JSON: `{"stitches":120345,"temp_c":152.5}` (whole numbers as integers).
+/// Keys in name order, a repeated reading keeps its last value (what a JSON map built from
+/// `values` serialises to). Written directly: this runs for every equipment message, and
+/// building a `serde_json::Map` only to print it was a tenth of the ingest's CPU.
 pub fn metrics_json(values: &[(Reading, f64)]) -> String {
-    let mut m = serde_json::Map::new();
-    for (r, v) in values {
-        m.insert(r.name().to_string(), number(*v));
+    use std::fmt::Write as _;
+    let mut sorted: Vec<(&str, f64)> = values.iter().map(|(r, v)| (r.name(), *v)).collect();
+    sorted.sort_by_key(|(name, _)| *name); // stable: repeats keep their order
+    let mut out = String::with_capacity(16 + 24 * sorted.len());
+    out.push('{');
+    for (i, (name, v)) in sorted.iter().enumerate() {
+        if sorted.get(i + 1).is_some_and(|(next, _)| next == name) {
+            continue;
+        }
+        if out.len() > 1 {
+            out.push(',');
+        }
+        // Reading names are plain ASCII identifiers: nothing to escape.
+        let _ = write!(out, "\"{name}\":{}", number(*v));
     }
-    serde_json::Value::Object(m).to_string()
+    out.push('}');
+    out
 }
 
 /// A JSON number, integral when the value is whole.
@@ -371,6 +386,42 @@ pub fn number(v: f64) -> serde_json::Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn metrics_json_matches_a_serialised_map() {
+        let via_map = |values: &[(Reading, f64)]| {
+            let mut m = serde_json::Map::new();
+            for (r, v) in values {
+                m.insert(r.name().to_string(), number(*v));
+            }
+            serde_json::Value::Object(m).to_string()
+        };
+        let cases: Vec<Vec<(Reading, f64)>> = vec![
+            vec![],
+            vec![(Reading::TempC, 151.0)],
+            vec![(Reading::TempC, 152.5), (Reading::SteamBar, 4.1)],
+            vec![
+                (Reading::Trims, 812.0),
+                (Reading::Stitches, 120_345.0),
+                (Reading::RunS, 0.25),
+                (Reading::NeedleStops, -3.0),
+                (Reading::SpeedSpm, 1e20),
+            ],
+            vec![(Reading::DwellS, f64::NAN), (Reading::TempC, f64::INFINITY)],
+            vec![
+                (Reading::Trims, 1.0),
+                (Reading::Stitches, 2.0),
+                (Reading::Trims, 3.0),
+            ],
+        ];
+        for values in cases {
+            assert_eq!(metrics_json(&values), via_map(&values), "{values:?}");
+        }
+        assert_eq!(
+            metrics_json(&[(Reading::TempC, 151.0)]),
+            r#"{"temp_c":151}"#
+        );
+    }
 
     #[test]
     fn defaults_for_sewing() {

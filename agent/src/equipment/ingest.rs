@@ -787,11 +787,9 @@ async fn finish_batch(
     loop {
         match done.result {
             Ok(applied) => {
-                for m in &done.messages {
-                    if let Err(e) = mqtt.ack(m).await {
-                        // The client is gone: the broker redelivers; we dedupe.
-                        tracing::debug!(error = %e, "ack not sent");
-                    }
+                if let Err(e) = mqtt.ack_all(&done.messages).await {
+                    // The client is gone: the broker redelivers; we dedupe.
+                    tracing::debug!(error = %e, "acks not sent");
                 }
                 status.applied(&applied, &done.messages);
                 return Ok(());

@@ -184,23 +184,41 @@ impl MqttHandle {
         if msg.publish.qos == QoS::AtMostOnce {
             return Ok(AckOutcome::NotNeeded);
         }
-        loop {
+        Ok(match self.ack_all(std::slice::from_ref(msg)).await? {
+            1 => AckOutcome::Sent,
+            _ => AckOutcome::Stale,
+        })
+    }
+
+    /// Acknowledges each of `msgs`, in order (call only after their records are committed);
+    /// returns how many acks were queued. Messages of an older connection are skipped (the
+    /// broker redelivers them) and QoS 0 ones need none. One lock covers a run of acks, so
+    /// a committed batch costs one lock, not one per message.
+    pub async fn ack_all(&self, msgs: &[Message]) -> Result<usize, ClientError> {
+        let (mut next, mut sent) = (0, 0);
+        while next < msgs.len() {
             {
                 let generation = lock(&self.shared.generation);
-                if *generation != msg.generation {
-                    return Ok(AckOutcome::Stale);
-                }
-                if self.client.try_ack(&msg.publish).is_ok() {
-                    self.shared.queued_acks.fetch_add(1, Ordering::AcqRel);
-                    return Ok(AckOutcome::Sent);
+                while let Some(m) = msgs.get(next) {
+                    if m.publish.qos != QoS::AtMostOnce && m.generation == *generation {
+                        if self.client.try_ack(&m.publish).is_err() {
+                            break;
+                        }
+                        self.shared.queued_acks.fetch_add(1, Ordering::AcqRel);
+                        sent += 1;
+                    }
+                    next += 1;
                 }
             }
-            if self.shared.stopped.load(Ordering::Acquire) {
-                return Err(ClientError::Stopped);
+            if next < msgs.len() {
+                if self.shared.stopped.load(Ordering::Acquire) {
+                    return Err(ClientError::Stopped);
+                }
+                // Request queue full: the poller drains it; wait outside the lock.
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            // Request queue full: the poller drains it; wait outside the lock.
-            tokio::time::sleep(Duration::from_millis(1)).await;
         }
+        Ok(sent)
     }
 
     /// Publishes without waiting (used for Sparkplug rebirth requests).
