@@ -1,74 +1,28 @@
-//! The ingest SIGKILLed mid-stream and restarted: every message the broker got ends up stored
-//! exactly once per (machine, seq) — those acknowledged before the kill, and those the broker
-//! redelivers after it. The ingest runs in a child process: this test binary re-executes
-//! itself, running only `ingest_child`, with the config in the environment.
+//! The agent (`bobbin run`, the real binary) SIGKILLed mid-stream and restarted: every
+//! message the broker got ends up stored exactly once per (machine, seq) — those
+//! acknowledged before the kill, and those the broker redelivers after it — and the journal's
+//! chain still verifies.
 
+mod common;
 mod mqtt_common;
 
-use bobbin_agent::equipment::{self, MachineConfig, MqttConfig};
-use bobbin_agent::journal::{Journal, JournalConfig};
+use common::{bobbin, run, write_config, Watched};
 use mqtt_common::*;
 use rumqttc::QoS;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const CHILD_DB: &str = "BOBBIN_MQTT_CHILD_DB";
-const CHILD_CFG: &str = "BOBBIN_MQTT_CHILD_CFG";
-
-/// The child's body; does nothing unless started by `kill_and_restart_mid_stream`.
-#[test]
-fn ingest_child() {
-    let (Ok(db), Ok(cfg)) = (std::env::var(CHILD_DB), std::env::var(CHILD_CFG)) else {
-        return;
-    };
-    #[derive(serde::Deserialize)]
-    struct F {
-        mqtt: MqttConfig,
-        machines: Vec<MachineConfig>,
-    }
-    let f: F = toml::from_str(&cfg).expect("child config");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async move {
-        let journal = Journal::open(&JournalConfig::at(&db)).expect("journal");
-        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        // Runs until the parent kills this process.
-        let r = equipment::run(f.mqtt, f.machines, journal.handle(), stop).await;
-        panic!("ingest ended: {r:?}");
-    });
+fn start_agent(config: &Path) -> Watched {
+    let mut cmd = bobbin();
+    cmd.args(["run", "--config", config.to_str().expect("utf-8 path")]);
+    Watched::spawn(cmd)
 }
 
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_child(db: &Path, cfg: &str) -> ChildGuard {
-    let exe = std::env::current_exe().expect("current exe");
-    let child = Command::new(exe)
-        .args(["--exact", "ingest_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_DB, db)
-        .env(CHILD_CFG, cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn child");
-    ChildGuard(child)
-}
-
-fn sigkill(mut c: ChildGuard) {
+fn sigkill(mut agent: Watched) {
     // Child::kill sends SIGKILL on Unix.
-    c.0.kill().expect("SIGKILL");
-    c.0.wait().expect("reap");
+    agent.child.kill().expect("SIGKILL");
+    agent.child.wait().expect("reap");
 }
 
 fn msg(seq: u64) -> (String, Vec<u8>, QoS) {
@@ -83,65 +37,77 @@ fn msg(seq: u64) -> (String, Vec<u8>, QoS) {
     )
 }
 
+/// Mosquitto, the production reference (skips only where it is not installed and
+/// BOBBIN_REQUIRE_MOSQUITTO is unset).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_and_restart_mid_stream() {
+async fn kill_and_restart_mid_stream_mosquitto() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // Mosquitto when installed; otherwise the embedded broker in this (parent) process,
-    // which outlives the killed child either way.
-    let mosquitto = Mosquitto::start(dir.path());
-    let _embedded;
-    let addr: SocketAddr = match &mosquitto {
-        Some(m) => ([127, 0, 0, 1], m.port).into(),
-        None => {
-            println!("NOTICE: mosquitto not installed; using the embedded broker");
-            let a: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-            _embedded = bobbin_drivers::mqtt::EmbeddedBroker::start(
-                &bobbin_drivers::mqtt::EmbeddedBrokerConfig::new(a),
-            )
-            .expect("embedded broker");
-            a
-        }
+    let Some(m) = Mosquitto::start(dir.path()) else {
+        println!("NOTICE: mosquitto not installed; skipping the Mosquitto kill test");
+        return;
     };
-    let db = dir.path().join("journal.db");
-    let cfg = format!(
-        r#"
-        [mqtt]
-        enabled = true
-        broker = "mqtt://{addr}"
-        client_id = "bobbin-kill-test"
-        reconnect_max_s = 1
-        [[mqtt.patterns]]
-        pattern = "factory/+machine/data"
-        [[machines]]
-        id = "sew-1"
-        kind = "sewing"
-        "#
+    kill_and_restart_mid_stream(dir.path(), ([127, 0, 0, 1], m.port).into()).await;
+}
+
+/// The embedded broker (rumqttd) in this test process, so it outlives the killed agent the
+/// way an external broker would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_and_restart_mid_stream_embedded_broker() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let _broker = bobbin_drivers::mqtt::EmbeddedBroker::start(
+        &bobbin_drivers::mqtt::EmbeddedBrokerConfig::new(addr),
+    )
+    .expect("embedded broker");
+    kill_and_restart_mid_stream(dir.path(), addr).await;
+}
+
+async fn kill_and_restart_mid_stream(dir: &Path, addr: SocketAddr) {
+    let config = write_config(
+        dir,
+        &format!(
+            r#"
+[mqtt]
+enabled = true
+broker = "mqtt://{addr}"
+client_id = "bobbin-kill-test"
+reconnect_max_s = 1
+[[mqtt.patterns]]
+pattern = "factory/+machine/data"
+[[machines]]
+id = "sew-1"
+kind = "sewing"
+"#
+        ),
     );
+    let db = dir.join("data/journal.db");
     let readings = |db: &Path| count(db, "SELECT count(*) FROM equipment_readings");
 
-    let child = start_child(&db, &cfg);
-    // Probe until the child's subscription is live (its session then persists).
+    let agent = start_agent(&config);
+    // Probe until the agent's subscription is live (its session then persists).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while readings(&db) == 0 {
         publish_all(addr, "probe", vec![msg(1_000_000)]).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(
             std::time::Instant::now() < deadline,
-            "child never subscribed"
+            "agent never subscribed"
         );
     }
 
-    const N: u64 = 6000;
+    // A steady stream (chunks of 500, 10 ms apart), so each kill lands with messages in
+    // every stage: received, being committed, committed but not yet acknowledged.
+    const N: u64 = 30_000;
     let publisher = tokio::spawn(async move {
-        for chunk in 0..(N / 100) {
-            let msgs = (chunk * 100..(chunk + 1) * 100).map(msg).collect();
+        for chunk in 0..(N / 500) {
+            let msgs = (chunk * 500..(chunk + 1) * 500).map(msg).collect();
             publish_all(addr, "pub-kill", msgs).await;
-            tokio::time::sleep(Duration::from_millis(40)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
 
-    let mut child = child;
-    for (round, at) in [1000i64, 2500, 4000].into_iter().enumerate() {
+    let mut agent = agent;
+    for (round, at) in [5_000i64, 12_500, 20_000].into_iter().enumerate() {
         let dbp = db.clone();
         tokio::task::spawn_blocking(move || {
             wait_for(Duration::from_secs(60), "readings before the kill", || {
@@ -150,9 +116,9 @@ async fn kill_and_restart_mid_stream() {
         })
         .await
         .expect("wait");
-        sigkill(child);
+        sigkill(agent);
         println!("round {round}: SIGKILL at {} readings", readings(&db));
-        child = start_child(&db, &cfg);
+        agent = start_agent(&config);
     }
     publisher.await.expect("publisher");
     let dbp = db.clone();
@@ -163,7 +129,9 @@ async fn kill_and_restart_mid_stream() {
     })
     .await
     .expect("wait");
-    drop(child);
+    agent.signal(libc::SIGTERM);
+    let (status, _, stderr) = agent.wait(Duration::from_secs(30));
+    assert!(status.success(), "agent exit {status:?}: {stderr:?}");
     let distinct = count(
         &db,
         "SELECT count(*) FROM (SELECT DISTINCT machine, seq FROM equipment_readings)",
@@ -172,9 +140,13 @@ async fn kill_and_restart_mid_stream() {
     assert_eq!(
         count(
             &db,
-            "SELECT count(*) FROM equipment_readings WHERE seq < 6000"
+            "SELECT count(*) FROM equipment_readings WHERE seq < 30000"
         ),
         N as i64
     );
     assert_eq!(count(&db, "SELECT count(*) FROM rejects"), 0);
+    // Three kills left the hash chain whole.
+    let (code, out, err) = run(&["verify", "--db", db.to_str().expect("utf-8 path")]);
+    assert_eq!(code, 0, "verify failed: {out}{err}");
+    assert!(out.contains("chain intact"), "{out}");
 }

@@ -118,6 +118,16 @@ impl Watched {
     }
 }
 
+impl Drop for Watched {
+    /// A test that fails half-way must not leave its agent running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// A config file in `dir` with a data dir inside it, plus `extra` TOML appended.
 pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("bobbin.toml");
