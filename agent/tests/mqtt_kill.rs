@@ -37,6 +37,22 @@ fn msg(seq: u64) -> (String, Vec<u8>, QoS) {
     )
 }
 
+/// A second machine whose gateway sends no seq, only its own timestamp: a redelivered copy
+/// is recognised by (machine, ts, values). Times are recent: older readings would fall to
+/// the retention prune that runs at every start.
+fn msg_without_seq(base_ms: i64, n: u64) -> (String, Vec<u8>, QoS) {
+    (
+        "factory/sew-2/data".into(),
+        format!(
+            r#"{{"ts": {}, "stitches": {}}}"#,
+            base_ms + n as i64,
+            n * 11
+        )
+        .into_bytes(),
+        QoS::AtLeastOnce,
+    )
+}
+
 /// Mosquitto, the production reference (skips only where it is not installed and
 /// BOBBIN_REQUIRE_MOSQUITTO is unset).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,6 +93,9 @@ pattern = "factory/+machine/data"
 [[machines]]
 id = "sew-1"
 kind = "sewing"
+[[machines]]
+id = "sew-2"
+kind = "sewing"
 "#
         ),
     );
@@ -98,9 +117,20 @@ kind = "sewing"
     // A steady stream (chunks of 500, 10 ms apart), so each kill lands with messages in
     // every stage: received, being committed, committed but not yet acknowledged.
     const N: u64 = 30_000;
+    // Every third message also has a seq-less twin from sew-2.
+    const NO_SEQ: i64 = N.div_ceil(3) as i64;
+    let base_ms = chrono::Utc::now().timestamp_millis();
     let publisher = tokio::spawn(async move {
         for chunk in 0..(N / 500) {
-            let msgs = (chunk * 500..(chunk + 1) * 500).map(msg).collect();
+            let msgs = (chunk * 500..(chunk + 1) * 500)
+                .flat_map(|s| {
+                    let mut m = vec![msg(s)];
+                    if s % 3 == 0 {
+                        m.push(msg_without_seq(base_ms, s));
+                    }
+                    m
+                })
+                .collect();
             publish_all(addr, "pub-kill", msgs).await;
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -121,28 +151,44 @@ kind = "sewing"
         agent = start_agent(&config);
     }
     publisher.await.expect("publisher");
-    let dbp = db.clone();
-    tokio::task::spawn_blocking(move || {
-        wait_for(Duration::from_secs(90), "every message stored", || {
-            count(&dbp, "SELECT count(*) FROM equipment_readings") == N as i64 + 1
-        })
-    })
-    .await
-    .expect("wait");
+    let per_machine = |m: &str| {
+        count(
+            &db,
+            &format!("SELECT count(*) FROM equipment_readings WHERE machine = '{m}'"),
+        )
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while per_machine("sew-1") != N as i64 + 1 || per_machine("sew-2") < NO_SEQ {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every message stored: sew-1 {} of {}, sew-2 {} of {NO_SEQ}, rejects {}",
+            per_machine("sew-1"),
+            N + 1,
+            per_machine("sew-2"),
+            count(&db, "SELECT count(*) FROM rejects")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     agent.signal(libc::SIGTERM);
     let (status, _, stderr) = agent.wait(Duration::from_secs(30));
     assert!(status.success(), "agent exit {status:?}: {stderr:?}");
     let distinct = count(
         &db,
-        "SELECT count(*) FROM (SELECT DISTINCT machine, seq FROM equipment_readings)",
+        "SELECT count(*) FROM (SELECT DISTINCT seq FROM equipment_readings \
+         WHERE machine = 'sew-1')",
     );
     assert_eq!(distinct, N as i64 + 1, "each (machine, seq) exactly once");
     assert_eq!(
         count(
             &db,
-            "SELECT count(*) FROM equipment_readings WHERE seq < 30000"
+            "SELECT count(*) FROM equipment_readings WHERE machine = 'sew-1' AND seq < 30000"
         ),
         N as i64
+    );
+    assert_eq!(
+        per_machine("sew-2"),
+        NO_SEQ,
+        "each seq-less reading exactly once"
     );
     assert_eq!(count(&db, "SELECT count(*) FROM rejects"), 0);
     // Three kills left the hash chain whole.

@@ -69,8 +69,25 @@ pub enum Inserted {
     SeqReused,
 }
 
-/// Inserts a reading, deduplicating on (machine, seq).
+/// Inserts a reading, deduplicating on (machine, seq); a reading without a seq is a
+/// duplicate when the machine already has one with the same time and the same metrics.
+///
+/// Without a seq, a broker's redelivery (the agent died after the commit, before the ack)
+/// is only recognisable by content: with the payload's `ts` the time is the device's and
+/// the copy matches exactly; without a `ts` the time is the arrival time, which differs on
+/// a redelivery, so such a copy is stored twice (documented in the machines config).
 pub fn insert_reading(tx: &Transaction<'_>, r: &NewReading) -> rusqlite::Result<Inserted> {
+    if r.seq.is_none() {
+        let seen: bool = tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM equipment_readings \
+                 WHERE machine = ?1 AND time_ms = ?2 AND seq IS NULL AND metrics = ?3)",
+            )?
+            .query_row(params![r.machine, r.time_ms, r.metrics], |row| row.get(0))?;
+        if seen {
+            return Ok(Inserted::Duplicate);
+        }
+    }
     let n = tx
         .prepare_cached(
             "INSERT OR IGNORE INTO equipment_readings \
@@ -367,14 +384,27 @@ mod tests {
         assert_eq!(insert_reading(&tx, &again).unwrap(), Inserted::Duplicate);
         let other = reading(Some(1), 100, r#"{"temp_c":151}"#);
         assert_eq!(insert_reading(&tx, &other).unwrap(), Inserted::SeqReused);
+        // Without a seq: the same time and metrics is a redelivery; anything else is new.
+        let no_seq = reading(None, 1, r#"{"temp_c":150}"#);
+        assert_eq!(insert_reading(&tx, &no_seq).unwrap(), Inserted::New);
+        let mut again = no_seq.clone();
+        again.recv_ms += 1000;
+        assert_eq!(insert_reading(&tx, &again).unwrap(), Inserted::Duplicate);
         assert_eq!(
-            insert_reading(&tx, &reading(None, 1, "{}")).unwrap(),
+            insert_reading(&tx, &reading(None, 2, r#"{"temp_c":150}"#)).unwrap(),
             Inserted::New
         );
         assert_eq!(
-            insert_reading(&tx, &reading(None, 1, "{}")).unwrap(),
+            insert_reading(&tx, &reading(None, 1, r#"{"temp_c":151}"#)).unwrap(),
             Inserted::New
         );
+        let mut other_machine = no_seq.clone();
+        other_machine.machine = "iron-2".into();
+        assert_eq!(insert_reading(&tx, &other_machine).unwrap(), Inserted::New);
+        let n: i64 = tx
+            .query_row("SELECT count(*) FROM equipment_readings", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 5, "1 with seq, 4 without");
     }
 
     #[test]
