@@ -221,12 +221,30 @@ async fn ingest_rate(addr: SocketAddr, n: u64, dir: &std::path::Path, round: usi
     assert_eq!(exact, target, "every message stored once");
     let hwm_kb = vm_hwm_kb(pid).unwrap_or(0);
     drop(child);
+    forget_session(addr, &format!("bench-ingest-{round}")).await;
     // Clock ticks are 1/100 s on Linux (sysconf(_SC_CLK_TCK)).
     IngestRound {
         rate,
         hwm_kb,
         cpu_us_per_msg: cpu as f64 * 10_000.0 / n as f64,
     }
+}
+
+/// Ends a persistent session: otherwise the broker keeps queueing every later round's
+/// messages for the killed ingest, and each round runs slower than the one before.
+async fn forget_session(addr: SocketAddr, client_id: &str) {
+    let mut opts = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
+    opts.set_clean_session(true);
+    let (client, mut el) = AsyncClient::new(opts, 10);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), el.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => break,
+            Ok(Ok(_)) => {}
+            other => panic!("could not end the ingest's session: {other:?}"),
+        }
+    }
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), el.poll()).await;
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -57,7 +57,7 @@ impl Mosquitto {
             &conf,
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 max_queued_messages 1000000\nmax_inflight_messages 1000\n\
+                 max_queued_messages 1000000\nmax_inflight_messages 4000\n\
                  queue_qos0_messages true\nmax_packet_size 1048576\nlog_dest none\n"
             ),
         )

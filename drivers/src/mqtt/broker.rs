@@ -34,12 +34,13 @@ pub struct EmbeddedBrokerConfig {
 }
 
 impl EmbeddedBrokerConfig {
-    /// Defaults: 1 MiB payloads, 100 in flight, 4 MiB × 16 segments, 1000 connections.
+    /// Defaults: 1 MiB payloads, 1000 in flight (a consumer that acks after each commit
+    /// holds hundreds unacknowledged), 4 MiB × 16 segments, 1000 connections.
     pub fn new(listen: SocketAddr) -> Self {
         EmbeddedBrokerConfig {
             listen,
             max_payload_size: 1024 * 1024,
-            max_inflight: 100,
+            max_inflight: 1000,
             max_segment_size: 4 * 1024 * 1024,
             max_segment_count: 16,
             max_connections: 1000,

@@ -1,29 +1,46 @@
-//! The MQTT client task: one persistent session, QoS 1 subscriptions, manual acks.
+//! The MQTT client task: one persistent session, QoS 1 subscriptions, acks only when told.
 //!
-//! Why it looks like this (see `shared/research/reliability-anchors.md` §1.6):
+//! It speaks MQTT 3.1.1 through rumqttc's codec (`rumqttc::mqttbytes::v4`) with a connection
+//! loop of its own. rumqttc's event loop writes and flushes every queued request on its own
+//! (upstream bytebeamio/rumqtt#810), so each PUBACK cost a system call and a trip through
+//! the loop — about a tenth of the ingest's CPU at tens of thousands of messages a second —
+//! and its manual-ack path needed a request queue as large as the packet-id space plus a
+//! stash to keep acks and deliveries from deadlocking. Here one task owns the socket: it
+//! reads whole buffers, hands PUBLISHes to the consumer through a bounded channel, and
+//! writes every ack the consumer has queued meanwhile in one write.
+//!
+//! Why it behaves as it does (see `shared/research/reliability-anchors.md` §1.6):
 //! - `clean_session = false` so the broker keeps our subscriptions and unacked messages
 //!   while we are away; it redelivers them on reconnect.
-//! - Manual acks: a PUBACK goes out only when the consumer calls [`MqttHandle::ack`], i.e.
-//!   after the message's record is committed.
-//! - A PUBACK must never be sent on a *later* connection than the one its PUBLISH came on:
-//!   the broker re-sends an unacked message with its original packet id and may reuse that
-//!   id for another message once acked, so a late ack could acknowledge a message we have not
-//!   stored. Each connection has a generation number; acks for an older generation are
-//!   dropped (the broker redelivers those messages, and the consumer dedupes them on their
-//!   own key). The generation check and the queueing of the ack happen under one lock that
-//!   the poller also takes when a connection fails, after rumqttc has purged queued acks.
+//! - Manual acks: a PUBACK goes out only when the consumer calls [`MqttHandle::ack`] or
+//!   [`MqttHandle::ack_all`], i.e. after the message's record is committed.
+//! - A PUBACK is never sent on a *later* connection than the one its PUBLISH came on: the
+//!   broker re-sends an unacked message with its original packet id and may reuse that id
+//!   for another message once acked, so a late ack could acknowledge a message we have not
+//!   stored. Every connection has a generation number; an ack carries its message's, and
+//!   the task drops acks of any other generation (the broker redelivers those messages; the
+//!   consumer dedupes them on their own key).
+//! - Back-pressure without deadlock: when the consumer's channel is full the task stops
+//!   reading the socket (TCP then holds the broker back) but keeps writing acks and pings,
+//!   and queuing an ack never waits, so no cycle of waits can form.
 //! - The incoming packet limit is set above the application's payload limit, so an
 //!   oversize payload reaches the consumer (which rejects and acks it) instead of failing
 //!   the connection and coming straight back after every reconnect.
 
 use crate::backoff::Backoff;
-use bytes::Bytes;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use bytes::{Bytes, BytesMut};
+use rumqttc::mqttbytes::v4::{
+    ConnAck, Connect, ConnectReturnCode, Packet, PingReq, PubAck, PubComp, PubRec, Publish,
+    Subscribe, SubscribeFilter, SubscribeReasonCode,
+};
+use rumqttc::mqttbytes::{Error as CodecError, QoS};
 use serde::Serialize;
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -162,19 +179,41 @@ pub enum ClientError {
     Refused(String),
 }
 
+/// Generation value meaning "no connection": every ack is stale.
+const NO_CONNECTION: u64 = 0;
+/// Publishes queued (QoS 0 and 1, also while disconnected) or awaiting their PUBACK (QoS 1)
+/// at once; more are refused.
+const MAX_PUBLISHES: usize = 1024;
+/// Messages parsed but not yet taken by the consumer; beyond this the socket is not read.
+const MAX_PENDING: usize = 1024;
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 64 * 1024;
+/// Connecting (TCP, CONNECT, CONNACK) must finish within this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 struct Shared {
-    /// Current connection generation; also serialises acks against reconnects.
-    generation: Mutex<u64>,
+    /// The current connection's generation, or `NO_CONNECTION`.
+    generation: AtomicU64,
     status: Mutex<ClientStatus>,
+    messages: AtomicU64,
     stopped: AtomicBool,
-    /// Acks queued for rumqttc and not yet written (changed under `generation`'s lock).
-    queued_acks: AtomicUsize,
+    /// Publishes queued, or sent at QoS 1 and not yet acknowledged.
+    publishes: AtomicUsize,
+}
+
+enum Command {
+    Ack {
+        generation: u64,
+        pkid: u16,
+        qos: QoS,
+    },
+    Publish(Publish),
 }
 
 /// The consumer's side of the client: acks, publishes, status.
 #[derive(Clone)]
 pub struct MqttHandle {
-    client: AsyncClient,
+    commands: mpsc::UnboundedSender<Command>,
     shared: Arc<Shared>,
 }
 
@@ -192,36 +231,32 @@ impl MqttHandle {
 
     /// Acknowledges each of `msgs`, in order (call only after their records are committed);
     /// returns how many acks were queued. Messages of an older connection are skipped (the
-    /// broker redelivers them) and QoS 0 ones need none. One lock covers a run of acks, so
-    /// a committed batch costs one lock, not one per message.
+    /// broker redelivers them) and QoS 0 ones need none. Never waits: the client task
+    /// writes the acks queued meanwhile together.
     pub async fn ack_all(&self, msgs: &[Message]) -> Result<usize, ClientError> {
-        let (mut next, mut sent) = (0, 0);
-        while next < msgs.len() {
-            {
-                let generation = lock(&self.shared.generation);
-                while let Some(m) = msgs.get(next) {
-                    if m.publish.qos != QoS::AtMostOnce && m.generation == *generation {
-                        if self.client.try_ack(&m.publish).is_err() {
-                            break;
-                        }
-                        self.shared.queued_acks.fetch_add(1, Ordering::AcqRel);
-                        sent += 1;
-                    }
-                    next += 1;
-                }
+        if self.shared.stopped.load(Ordering::Acquire) {
+            return Err(ClientError::Stopped);
+        }
+        let current = self.shared.generation.load(Ordering::Acquire);
+        let mut sent = 0;
+        for m in msgs {
+            if m.publish.qos == QoS::AtMostOnce || m.generation != current {
+                continue;
             }
-            if next < msgs.len() {
-                if self.shared.stopped.load(Ordering::Acquire) {
-                    return Err(ClientError::Stopped);
-                }
-                // Request queue full: the poller drains it; wait outside the lock.
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
+            let cmd = Command::Ack {
+                generation: m.generation,
+                pkid: m.publish.pkid,
+                qos: m.publish.qos,
+            };
+            self.commands.send(cmd).map_err(|_| ClientError::Stopped)?;
+            sent += 1;
         }
         Ok(sent)
     }
 
-    /// Publishes without waiting (used for Sparkplug rebirth requests).
+    /// Publishes without waiting, QoS 0 or 1. While disconnected it is queued and sent on
+    /// the next connection; refused when `MAX_PUBLISHES` are already queued or awaiting
+    /// their PUBACK.
     pub fn publish(
         &self,
         topic: &str,
@@ -235,24 +270,43 @@ impl MqttHandle {
         let qos = match qos {
             0 => QoS::AtMostOnce,
             1 => QoS::AtLeastOnce,
-            _ => QoS::ExactlyOnce,
+            q => {
+                return Err(ClientError::Refused(format!(
+                    "QoS {q} publishing is not supported"
+                )))
+            }
         };
-        self.client
-            .try_publish(topic, qos, retain, payload)
-            .map_err(|e| ClientError::Refused(e.to_string()))
+        if topic.is_empty() || topic.contains(['+', '#', '\0']) {
+            return Err(ClientError::Refused(format!("invalid topic {topic:?}")));
+        }
+        let taken = self
+            .shared
+            .publishes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_PUBLISHES).then_some(n + 1)
+            });
+        if taken.is_err() {
+            return Err(ClientError::Refused(format!(
+                "{MAX_PUBLISHES} publishes already wait for the broker"
+            )));
+        }
+        let mut p = Publish::new(topic, qos, payload);
+        p.retain = retain;
+        self.commands
+            .send(Command::Publish(p))
+            .map_err(|_| ClientError::Stopped)
     }
 
     /// The connection's current state.
     pub fn status(&self) -> ClientStatus {
-        lock(&self.shared.status).clone()
+        let mut st = lock(&self.shared.status).clone();
+        st.messages = self.shared.messages.load(Ordering::Relaxed);
+        st
     }
 }
 
-/// Capacity of rumqttc's request queue: the MQTT packet id space (see `spawn_client`).
-const REQUEST_QUEUE: usize = 65_536;
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding these locks cannot leave them inconsistent (plain values).
+    // A panic while holding this lock cannot leave it inconsistent (plain values).
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -263,197 +317,370 @@ pub fn jittered(d: Duration) -> Duration {
 }
 
 /// Starts the client task. Events arrive on the returned receiver; the task ends when
-/// `shutdown` turns true or every receiver is dropped.
+/// `shutdown` turns true or the receiver is dropped.
 pub fn spawn_client(
     cfg: ClientConfig,
     shutdown: watch::Receiver<bool>,
 ) -> (MqttHandle, mpsc::Receiver<MqttEvent>, JoinHandle<()>) {
-    let mut opts = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
-    opts.set_keep_alive(cfg.keep_alive.max(Duration::from_secs(1)));
-    opts.set_clean_session(false);
-    opts.set_manual_acks(true);
-    opts.set_max_packet_size(cfg.max_packet_size, cfg.max_packet_size);
-    // The request queue must hold every ack we can owe at once: otherwise an ack waits for
-    // the poller to drain the queue while the poller waits for the consumer to take a
-    // message (a deadlock seen in the benchmark). rumqttc drains one request per poll and
-    // returns buffered incoming events first, so acks can pile up behind a fast broker.
-    // Each queued ack is for a distinct unacknowledged packet id of the current connection
-    // (stale ones are never queued, and rumqttc purges queued acks when a connection drops),
-    // so 65,535 — the packet id space — is a hard bound. flume allocates lazily.
-    let (client, eventloop) = AsyncClient::new(opts, REQUEST_QUEUE);
     let shared = Arc::new(Shared {
-        generation: Mutex::new(0),
+        generation: AtomicU64::new(NO_CONNECTION),
         status: Mutex::new(ClientStatus::default()),
+        messages: AtomicU64::new(0),
         stopped: AtomicBool::new(false),
-        queued_acks: AtomicUsize::new(0),
+        publishes: AtomicUsize::new(0),
     });
+    let (commands, cmd_rx) = mpsc::unbounded_channel();
     let (tx, rx) = mpsc::channel(cfg.channel_capacity.max(1));
     let handle = MqttHandle {
-        client: client.clone(),
+        commands,
         shared: shared.clone(),
     };
     let task = tokio::spawn(async move {
-        poll_loop(cfg, client, eventloop, shared.clone(), tx, shutdown).await;
+        let mut client = Client {
+            cfg,
+            shared: shared.clone(),
+            commands: cmd_rx,
+            events: tx,
+            shutdown,
+            outbox: Outbox::default(),
+        };
+        client.run().await;
+        shared.generation.store(NO_CONNECTION, Ordering::Release);
         shared.stopped.store(true, Ordering::Release);
         lock(&shared.status).connected = false;
     });
     (handle, rx, task)
 }
 
-async fn poll_loop(
-    cfg: ClientConfig,
-    client: AsyncClient,
-    mut eventloop: EventLoop,
-    shared: Arc<Shared>,
-    tx: mpsc::Sender<MqttEvent>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max);
-    let mut ever_connected = false;
-    // Events the consumer has no room for yet. rumqttc writes our acks only while it is
-    // polled, and polling also reads: so while acks are queued we keep polling and stash
-    // what arrives, and only when none are queued do we wait for the consumer (TCP then
-    // holds the broker back). Blocking on the consumer with acks queued deadlocks: the
-    // consumer waits for the broker's next message, the broker for our acks. The stash is
-    // bounded by what arrives while the consumer's own acks drain (rumqttc reads at most 10
-    // packets per read, and the consumer holds a bounded number of messages).
-    let mut stash: VecDeque<MqttEvent> = VecDeque::new();
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        while let Some(ev) = stash.pop_front() {
-            match tx.try_send(ev) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(ev)) => {
-                    stash.push_front(ev);
-                    break;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    let _ = client.try_disconnect();
-                    return;
-                }
+/// Our QoS 1 publishes awaiting their PUBACK, by packet id (resent on reconnect).
+#[derive(Default)]
+struct Outbox {
+    unacked: BTreeMap<u16, Publish>,
+    last_pkid: u16,
+}
+
+impl Outbox {
+    /// A packet id not in use. At most `MAX_PUBLISHES` are, so this ends quickly.
+    fn next_pkid(&mut self) -> u16 {
+        loop {
+            self.last_pkid = self.last_pkid.wrapping_add(1).max(1);
+            if !self.unacked.contains_key(&self.last_pkid) {
+                return self.last_pkid;
             }
         }
-        if !stash.is_empty() && shared.queued_acks.load(Ordering::Acquire) == 0 {
+    }
+}
+
+/// Why a connection ended.
+enum End {
+    /// Shutdown asked, or the consumer is gone: the task stops.
+    Stop,
+    /// The connection failed: reconnect after a backoff.
+    Lost(String),
+}
+
+struct Client {
+    cfg: ClientConfig,
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::Sender<MqttEvent>,
+    shutdown: watch::Receiver<bool>,
+    outbox: Outbox,
+}
+
+impl Client {
+    async fn run(&mut self) {
+        let mut backoff = Backoff::new(self.cfg.backoff_initial, self.cfg.backoff_max);
+        let mut ever_connected = false;
+        let mut next_generation = NO_CONNECTION + 1;
+        loop {
+            if *self.shutdown.borrow() {
+                return;
+            }
+            let connected = tokio::select! {
+                biased;
+                _ = self.shutdown.changed() => return,
+                r = tokio::time::timeout(CONNECT_TIMEOUT, connect(&self.cfg)) => {
+                    r.unwrap_or_else(|_| Err("timed out connecting to the broker".into()))
+                }
+            };
+            let error = match connected {
+                Err(e) => e,
+                Ok((stream, rbuf, ack)) => {
+                    let generation = next_generation;
+                    next_generation += 1;
+                    backoff.reset();
+                    let session_lost = ever_connected && !ack.session_present;
+                    ever_connected = true;
+                    self.shared.generation.store(generation, Ordering::Release);
+                    {
+                        let mut st = lock(&self.shared.status);
+                        st.connected = true;
+                        st.connects += 1;
+                        st.sessions_lost += u64::from(session_lost);
+                    }
+                    if session_lost {
+                        tracing::warn!(
+                            "MQTT broker lost our session: messages queued for us while away may be gone (possible gap)"
+                        );
+                    }
+                    // Connects must reach the consumer: a lost session is recorded.
+                    let ev = MqttEvent::Connected {
+                        session_present: ack.session_present,
+                        session_lost,
+                    };
+                    if self.events.send(ev).await.is_err() {
+                        return;
+                    }
+                    match self.session(stream, rbuf, generation).await {
+                        End::Stop => return,
+                        End::Lost(e) => e,
+                    }
+                }
+            };
+            self.shared
+                .generation
+                .store(NO_CONNECTION, Ordering::Release);
+            let retry_in = jittered(backoff.next_delay());
+            {
+                let mut st = lock(&self.shared.status);
+                st.connected = false;
+                st.last_error = Some(error.clone());
+            }
+            tracing::warn!(error = %error, retry_in_ms = retry_in.as_millis() as u64, "MQTT connection failed");
+            // Status events are best effort; messages are what must not be lost.
+            let _ = self
+                .events
+                .try_send(MqttEvent::Disconnected { error, retry_in });
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => break,
-                permit = tx.reserve() => match (permit, stash.pop_front()) {
-                    (Ok(permit), Some(ev)) => permit.send(ev),
-                    (Ok(_), None) => {}
-                    (Err(_), _) => break,
-                },
-                // Wake now and then to drain acks the consumer queued meanwhile.
-                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                _ = self.shutdown.changed() => return,
+                _ = tokio::time::sleep(retry_in) => {}
             }
-            continue;
         }
-        let polled = tokio::select! {
-            biased;
-            _ = shutdown.changed() => break,
-            p = eventloop.poll() => p,
-        };
-        let event = match polled {
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                backoff.reset();
-                let session_lost = ever_connected && !ack.session_present;
-                ever_connected = true;
-                {
-                    let mut st = lock(&shared.status);
-                    st.connected = true;
-                    st.connects += 1;
-                    if session_lost {
-                        st.sessions_lost += 1;
-                    }
-                }
-                if session_lost {
-                    tracing::warn!(
-                        "MQTT broker lost our session: messages queued for us while away may be gone (possible gap)"
-                    );
-                }
-                // Subscribing again is harmless when the session survived and required
-                // when it did not.
-                let filters: Vec<rumqttc::SubscribeFilter> = cfg
+    }
+
+    /// Serves one connection until it fails or the client stops.
+    async fn session(&mut self, stream: TcpStream, mut rbuf: BytesMut, generation: u64) -> End {
+        let max = self.cfg.max_packet_size;
+        let (mut rd, mut wr) = stream.into_split();
+        let mut wbuf = BytesMut::with_capacity(4096);
+        // Subscribing again is harmless when the session survived and required when not.
+        if !self.cfg.subscriptions.is_empty() {
+            let mut sub = Subscribe::new_many(
+                self.cfg
                     .subscriptions
                     .iter()
-                    .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce))
-                    .collect();
-                if !filters.is_empty() {
-                    if let Err(e) = client.try_subscribe_many(filters) {
-                        tracing::error!(error = %e, "MQTT subscribe could not be queued");
+                    .map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce)),
+            );
+            sub.pkid = self.outbox.next_pkid();
+            if let Err(e) = Packet::Subscribe(sub).write(&mut wbuf, max) {
+                return End::Lost(format!("subscribe: {e}"));
+            }
+        }
+        for p in self.outbox.unacked.values() {
+            let mut p = p.clone();
+            p.dup = true;
+            if let Err(e) = Packet::Publish(p).write(&mut wbuf, max) {
+                return End::Lost(format!("publish: {e}"));
+            }
+        }
+        let keep_alive = self.cfg.keep_alive.max(Duration::from_secs(1));
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + keep_alive, keep_alive);
+        let mut ping_outstanding = false;
+        let mut pending: VecDeque<MqttEvent> = VecDeque::new();
+        let mut commands = Vec::with_capacity(1024);
+        loop {
+            while pending.len() < MAX_PENDING {
+                let packet = match Packet::read(&mut rbuf, max) {
+                    Ok(p) => p,
+                    Err(CodecError::InsufficientBytes(_)) => break,
+                    Err(e) => return End::Lost(format!("malformed packet from the broker: {e}")),
+                };
+                match packet {
+                    Packet::Publish(publish) => {
+                        self.shared.messages.fetch_add(1, Ordering::Relaxed);
+                        pending.push_back(MqttEvent::Message(Message {
+                            publish,
+                            generation,
+                            received_ms: now_ms(),
+                        }));
+                    }
+                    Packet::PubRel(rel) => {
+                        // QoS 2 (never asked for): released once we sent PUBREC.
+                        let _ = PubComp::new(rel.pkid).write(&mut wbuf);
+                    }
+                    Packet::PubAck(ack) => {
+                        if self.outbox.unacked.remove(&ack.pkid).is_some() {
+                            self.shared.publishes.fetch_sub(1, Ordering::AcqRel);
+                        }
+                    }
+                    Packet::SubAck(ack) => {
+                        let failed = ack
+                            .return_codes
+                            .iter()
+                            .filter(|c| matches!(c, SubscribeReasonCode::Failure))
+                            .count();
+                        if failed > 0 {
+                            tracing::error!(failed, "MQTT broker refused subscriptions");
+                        }
+                    }
+                    Packet::PingResp => ping_outstanding = false,
+                    Packet::Disconnect => return End::Lost("the broker disconnected".into()),
+                    other => {
+                        tracing::debug!(packet = ?other, "unexpected MQTT packet ignored");
                     }
                 }
-                MqttEvent::Connected {
-                    session_present: ack.session_present,
-                    session_lost,
-                }
             }
-            Ok(Event::Incoming(Packet::Publish(publish))) => {
-                let generation = *lock(&shared.generation);
-                lock(&shared.status).messages += 1;
-                MqttEvent::Message(Message {
-                    publish,
-                    generation,
-                    received_ms: now_ms(),
-                })
-            }
-            Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                let failed = ack
-                    .return_codes
-                    .iter()
-                    .filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
-                    .count();
-                if failed > 0 {
-                    tracing::error!(failed, "MQTT broker refused subscriptions");
-                }
-                continue;
-            }
-            Ok(Event::Outgoing(rumqttc::Outgoing::PubAck(_))) => {
-                // Saturating: acks queued before a reconnect were purged and reset to 0.
-                let _ = shared
-                    .queued_acks
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                        Some(n.saturating_sub(1))
-                    });
-                continue;
-            }
-            Ok(_) => continue,
-            Err(e) => {
-                {
-                    // rumqttc already purged queued acks inside poll(); bumping the
-                    // generation under the ack lock and purging again catches any ack
-                    // queued in between.
-                    let mut generation = lock(&shared.generation);
-                    *generation += 1;
-                    eventloop.clean();
-                    shared.queued_acks.store(0, Ordering::Release);
-                }
-                let retry_in = jittered(backoff.next_delay());
-                {
-                    let mut st = lock(&shared.status);
-                    st.connected = false;
-                    st.last_error = Some(e.to_string());
-                }
-                tracing::warn!(error = %e, retry_in_ms = retry_in.as_millis() as u64, "MQTT connection failed");
-                let ev = MqttEvent::Disconnected {
-                    error: e.to_string(),
-                    retry_in,
-                };
-                // Status events are best effort; messages are what must not be lost.
-                let _ = tx.try_send(ev);
-                tokio::select! {
+            if !wbuf.is_empty() {
+                let written = tokio::select! {
                     biased;
-                    _ = shutdown.changed() => break,
-                    _ = tokio::time::sleep(retry_in) => {}
+                    _ = self.shutdown.changed() => return End::Stop,
+                    r = tokio::time::timeout(keep_alive, wr.write_all(&wbuf)) => r,
+                };
+                match written {
+                    Ok(Ok(())) => wbuf.clear(),
+                    Ok(Err(e)) => return End::Lost(format!("write to the broker: {e}")),
+                    Err(_) => return End::Lost("the broker stopped reading".into()),
                 }
-                continue;
             }
-        };
-        // Messages and connects must reach the consumer (a lost session is recorded).
-        stash.push_back(event);
+            if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+                rbuf.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                biased;
+                _ = self.shutdown.changed() => {
+                    let _ = wr.write_all(&[0xE0, 0x00]).await; // DISCONNECT
+                    return End::Stop;
+                }
+                n = self.commands.recv_many(&mut commands, 4096) => {
+                    if n == 0 {
+                        return End::Stop; // every handle dropped
+                    }
+                    for cmd in commands.drain(..) {
+                        if encode(&mut self.outbox, max, cmd, generation, &mut wbuf) {
+                            self.shared.publishes.fetch_sub(1, Ordering::AcqRel);
+                        }
+                    }
+                }
+                permit = self.events.reserve(), if !pending.is_empty() => {
+                    let Ok(permit) = permit else { return End::Stop };
+                    if let Some(ev) = pending.pop_front() {
+                        permit.send(ev);
+                    }
+                    // Hand over whatever else fits without another trip round the loop.
+                    while !pending.is_empty() {
+                        let Ok(permit) = self.events.try_reserve() else { break };
+                        if let Some(ev) = pending.pop_front() {
+                            permit.send(ev);
+                        }
+                    }
+                }
+                _ = self.events.closed(), if pending.is_empty() => return End::Stop,
+                r = rd.read_buf(&mut rbuf), if pending.len() < MAX_PENDING => match r {
+                    Ok(0) => return End::Lost("the broker closed the connection".into()),
+                    Ok(_) => {}
+                    Err(e) => return End::Lost(format!("read from the broker: {e}")),
+                },
+                _ = ping.tick() => {
+                    if ping_outstanding {
+                        return End::Lost("no PINGRESP within the keep-alive interval".into());
+                    }
+                    ping_outstanding = true;
+                    let _ = PingReq.write(&mut wbuf);
+                }
+            }
+        }
     }
-    let _ = client.try_disconnect();
+}
+
+/// Writes a consumer's command into the outgoing buffer. True when it frees a publish
+/// slot: a QoS 0 publish once written, a QoS 1 one that could not be encoded.
+fn encode(
+    outbox: &mut Outbox,
+    max: usize,
+    cmd: Command,
+    generation: u64,
+    wbuf: &mut BytesMut,
+) -> bool {
+    match cmd {
+        Command::Ack {
+            generation: g,
+            pkid,
+            qos,
+        } => {
+            // An ack of another connection is dropped: the broker redelivers its message.
+            if g == generation {
+                let _ = match qos {
+                    QoS::AtMostOnce => Ok(0),
+                    QoS::AtLeastOnce => PubAck::new(pkid).write(wbuf),
+                    QoS::ExactlyOnce => PubRec::new(pkid).write(wbuf),
+                };
+            }
+            false
+        }
+        Command::Publish(mut p) => {
+            let qos1 = p.qos == QoS::AtLeastOnce;
+            if qos1 {
+                p.pkid = outbox.next_pkid();
+            }
+            match Packet::Publish(p.clone()).write(wbuf, max) {
+                Ok(_) => {
+                    if qos1 {
+                        outbox.unacked.insert(p.pkid, p);
+                    }
+                    !qos1
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %p.topic, error = %e, "MQTT publish not sent");
+                    true
+                }
+            }
+        }
+    }
+}
+
+/// TCP connect, CONNECT, CONNACK. Returns the stream, any bytes read past the CONNACK,
+/// and the CONNACK.
+async fn connect(cfg: &ClientConfig) -> Result<(TcpStream, BytesMut, ConnAck), String> {
+    let mut stream = TcpStream::connect((cfg.host.as_str(), cfg.port))
+        .await
+        .map_err(|e| format!("connect to {}:{}: {e}", cfg.host, cfg.port))?;
+    // Writes are batched here already; Nagle would only delay acks and pings.
+    stream
+        .set_nodelay(true)
+        .map_err(|e| format!("TCP_NODELAY: {e}"))?;
+    let mut c = Connect::new(cfg.client_id.clone());
+    c.keep_alive = cfg.keep_alive.as_secs().clamp(1, u64::from(u16::MAX)) as u16;
+    c.clean_session = false;
+    let mut buf = BytesMut::new();
+    Packet::Connect(c)
+        .write(&mut buf, usize::MAX)
+        .map_err(|e| format!("CONNECT: {e}"))?;
+    stream
+        .write_all(&buf)
+        .await
+        .map_err(|e| format!("write CONNECT: {e}"))?;
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        match Packet::read(&mut rbuf, cfg.max_packet_size) {
+            Ok(Packet::ConnAck(ack)) if ack.code == ConnectReturnCode::Success => {
+                return Ok((stream, rbuf, ack));
+            }
+            Ok(Packet::ConnAck(ack)) => {
+                return Err(format!("the broker refused the connection: {:?}", ack.code));
+            }
+            Ok(other) => return Err(format!("expected CONNACK, got {other:?}")),
+            Err(CodecError::InsufficientBytes(_)) => {}
+            Err(e) => return Err(format!("malformed CONNACK: {e}")),
+        }
+        match stream.read_buf(&mut rbuf).await {
+            Ok(0) => return Err("the broker closed the connection before CONNACK".into()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("read CONNACK: {e}")),
+        }
+    }
 }
 
 fn now_ms() -> i64 {
