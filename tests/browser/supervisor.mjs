@@ -120,6 +120,7 @@ try {
   if (await page.locator('#devices tr[data-device="scan-1"]').getAttribute("data-state") !== "connected")
     fail("scan-1 is not listed as connected");
   if (TOKEN && polls.some((a) => a !== `Bearer ${TOKEN}`)) fail("a poll went without the bearer token");
+  if (await page.locator("#machines-panel").isVisible()) fail("the machines panel shows though MQTT is off");
 
   mkdirSync(artifacts, { recursive: true });
   await page.screenshot({ path: join(artifacts, "supervisor.png"), fullPage: true });
@@ -213,6 +214,14 @@ async function fixture(browser, origin, html, shot) {
       oldest_unsent_age_s: 3720, sources: [], counters: {},
     },
     disk: { state: "alarm", message: "free space 312 MB below the 500 MB floor (journal.min_free_mb)" },
+    machines: {
+      broker: "embedded mqtt://0.0.0.0:1883", embedded: true, connected: true, sessions_lost: 1, last_error: null,
+      received: 51_234, stored: 51_200, duplicates: 30, rejects: 4, alerts: 2, sparkplug_gaps: 0, rebirths_requested: 0,
+      machines: {
+        "ir-1": { last_message_ms: now - 10_000, readings: 20_100, duplicates: 0, alerts: 2, rejects: 4 },
+        "sm-9": { last_message_ms: now - 3_600_000, readings: 31_100, duplicates: 30, alerts: 0, rejects: 0 },
+      },
+    },
   };
   const context = await browser.newContext({
     viewport: { width: 768, height: 1024 }, deviceScaleFactor: 1, locale: "zh-CN", timezoneId: "Asia/Shanghai",
@@ -252,6 +261,14 @@ async function fixture(browser, origin, html, shot) {
     if ((await disk.evaluate((e) => getComputedStyle(e).color)) !== "rgb(179, 38, 30)") fail("disk alarm is not red");
     if (await page.locator('#devices tr[data-device="scan-4"]').getAttribute("data-state") !== "missing")
       fail("scan-4 not listed as missing");
+    if (!(await page.locator("#machines-panel").isVisible())) fail("the machines panel is hidden");
+    if (await page.locator("#broker").getAttribute("data-state") !== "ok") fail("the broker is not shown connected");
+    if (!(await text('#broker [data-field="sessions-lost"]')).includes("会话丢失 1 次"))
+      fail("the lost MQTT session is not shown");
+    const machineStates = await page.$$eval("#machines tr[data-machine]", (rs) =>
+      rs.map((r) => `${r.dataset.machine}:${r.dataset.state}`).join(","));
+    if (machineStates !== "ir-1:live,sm-9:quiet") fail(`machine rows ${machineStates}`);
+    if ((await text('#machines tr[data-machine="ir-1"] .badge.alert')) !== "2") fail("ir-1's alerts are not flagged");
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
     if (overflow) fail("the page scrolls sideways on a 768 px tablet");
     await page.screenshot({ path: shot, fullPage: true });

@@ -125,6 +125,60 @@ pub fn render(v: &Value) -> String {
         ],
         &devices,
     );
+    let m = &v["machines"];
+    if !m.is_null() {
+        let _ = writeln!(
+            o,
+            "\nMQTT: {} {}, {} received, {} stored, {} duplicates, {} rejects, {} sessions lost{}",
+            s(&m["broker"]),
+            if m["connected"] == Value::Bool(true) {
+                "connected"
+            } else {
+                "NOT CONNECTED"
+            },
+            s(&m["received"]),
+            s(&m["stored"]),
+            s(&m["duplicates"]),
+            s(&m["rejects"]),
+            s(&m["sessions_lost"]),
+            m["last_error"]
+                .as_str()
+                .filter(|_| m["connected"] != Value::Bool(true))
+                .map(|e| format!(" (last error: {e})"))
+                .unwrap_or_default()
+        );
+        let machines: Vec<Vec<String>> = m["machines"]
+            .as_object()
+            .map(|per| {
+                per.iter()
+                    .map(|(id, x)| {
+                        vec![
+                            id.clone(),
+                            local_time(&x["last_message_ms"]),
+                            s(&x["readings"]),
+                            s(&x["duplicates"]),
+                            s(&x["alerts"]),
+                            s(&x["rejects"]),
+                        ]
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !machines.is_empty() {
+            table(
+                &mut o,
+                &[
+                    "MACHINE",
+                    "LAST DATA",
+                    "READINGS",
+                    "DUPLICATES",
+                    "ALERTS",
+                    "REJECTS",
+                ],
+                &machines,
+            );
+        }
+    }
     let j = &v["journal"];
     let _ = writeln!(
         o,
@@ -190,5 +244,33 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("Sync: not configured"), "{t}");
+        assert!(!t.contains("MQTT"), "no MQTT section without MQTT: {t}");
+    }
+
+    #[test]
+    fn renders_the_machines_when_mqtt_is_on() {
+        let v = serde_json::json!({
+            "agent": {"id": "ws-1", "journal_id": "ab", "version": "0.1.0", "uptime_s": 60},
+            "stations": [], "devices": [],
+            "journal": {"records": 1, "records_today": 1, "rejects": 0, "upload_refusals": 0,
+                        "size_bytes": 0, "writer_alive": true},
+            "sync": null, "disk": {"state": "ok"},
+            "machines": {"broker": "mqtt://10.0.0.5:1883", "embedded": false, "connected": false,
+                         "sessions_lost": 1, "last_error": "connection refused", "received": 120,
+                         "stored": 118, "duplicates": 2, "rejects": 0, "alerts": 1,
+                         "sparkplug_gaps": 0, "rebirths_requested": 0,
+                         "machines": {"ir-1": {"last_message_ms": null, "readings": 118,
+                                               "duplicates": 2, "alerts": 1, "rejects": 0}}}
+        });
+        let t = super::render(&v);
+        assert!(
+            t.contains("MQTT: mqtt://10.0.0.5:1883 NOT CONNECTED, 120 received, 118 stored, 2 duplicates, 0 rejects, 1 sessions lost (last error: connection refused)"),
+            "{t}"
+        );
+        assert!(t.lines().any(|l| l.starts_with("MACHINE")), "{t}");
+        assert!(
+            t.lines().any(|l| l.starts_with("ir-1     -          118")),
+            "{t}"
+        );
     }
 }
