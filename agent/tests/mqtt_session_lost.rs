@@ -128,5 +128,15 @@ kind = "sewing"
     let v: serde_json::Value = serde_json::from_str(&body).expect("status JSON");
     assert_eq!(v["machines"]["sessions_lost"], 1, "{body}");
     assert_eq!(v["machines"]["connected"], true, "{body}");
+    let (code, metrics) =
+        http_get(&format!("127.0.0.1:{status_port}"), "/metrics", None).expect("metrics");
+    assert_eq!(code, 200);
+    for line in [
+        "bobbin_mqtt_connected 1",
+        "bobbin_mqtt_sessions_lost_total 1",
+        "bobbin_machine_readings_total{machine=\"sew-1\"} ",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from {metrics}");
+    }
     drop(agent);
 }

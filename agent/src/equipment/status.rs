@@ -12,7 +12,7 @@ pub struct MachineStatus {
     pub last_message_ms: Option<i64>,
     /// Readings stored.
     pub readings: u64,
-    /// Redelivered readings recognised by (machine, seq) and not stored again.
+    /// Redelivered readings recognised (by seq, or by time and values) and not stored again.
     pub duplicates: u64,
     /// Temperature alerts raised.
     pub alerts: u64,

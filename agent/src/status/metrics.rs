@@ -142,6 +142,10 @@ pub fn render(r: &StatusReport) -> String {
     let alarm = !matches!(r.disk, crate::journal::retention::DiskState::Ok);
     let _ = writeln!(o, "bobbin_disk_alarm {}", u8::from(alarm));
 
+    if let Some(m) = &r.machines {
+        machine_metrics(&mut o, m);
+    }
+
     if let Some(s) = &r.sync {
         let v = serde_json::to_value(s).unwrap_or_default();
         metric(
@@ -181,4 +185,85 @@ pub fn render(r: &StatusReport) -> String {
         }
     }
     o
+}
+
+/// The equipment ingest's counters (only with `[mqtt] enabled`).
+fn machine_metrics(o: &mut String, m: &crate::equipment::EquipmentStatus) {
+    metric(
+        o,
+        "bobbin_mqtt_connected",
+        "gauge",
+        "1 while connected to the MQTT broker.",
+    );
+    let _ = writeln!(o, "bobbin_mqtt_connected {}", u8::from(m.connected));
+    for (name, help, v) in [
+        (
+            "bobbin_mqtt_sessions_lost_total",
+            "Reconnects that found the broker session gone (possible gaps).",
+            m.sessions_lost,
+        ),
+        (
+            "bobbin_mqtt_messages_total",
+            "MQTT messages received.",
+            m.received,
+        ),
+        (
+            "bobbin_mqtt_readings_stored_total",
+            "Machine readings stored.",
+            m.stored,
+        ),
+        (
+            "bobbin_mqtt_duplicates_total",
+            "Redelivered readings recognised and not stored again.",
+            m.duplicates,
+        ),
+        (
+            "bobbin_mqtt_rejects_total",
+            "MQTT messages kept as rejects.",
+            m.rejects,
+        ),
+        (
+            "bobbin_mqtt_alerts_total",
+            "Temperature alerts raised.",
+            m.alerts,
+        ),
+        (
+            "bobbin_mqtt_sparkplug_gaps_total",
+            "Sparkplug sequence gaps seen.",
+            m.sparkplug_gaps,
+        ),
+    ] {
+        metric(o, name, "counter", help);
+        let _ = writeln!(o, "{name} {v}");
+    }
+    metric(
+        o,
+        "bobbin_machine_readings_total",
+        "counter",
+        "Readings stored per machine.",
+    );
+    for (id, x) in &m.machines {
+        let _ = writeln!(
+            o,
+            "bobbin_machine_readings_total{{machine=\"{}\"}} {}",
+            label(id),
+            x.readings
+        );
+    }
+    metric(
+        o,
+        "bobbin_machine_last_message_seconds",
+        "gauge",
+        "Unix time of the machine's last stored reading.",
+    );
+    for (id, x) in &m.machines {
+        if let Some(ms) = x.last_message_ms {
+            let _ = writeln!(
+                o,
+                "bobbin_machine_last_message_seconds{{machine=\"{}\"}} {:.3}",
+                label(id),
+                ms as f64 / 1000.0
+            );
+        }
+    }
 }
