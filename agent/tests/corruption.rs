@@ -3,7 +3,7 @@
 mod common;
 
 use bobbin_agent::journal::{verify, JournalReader};
-use common::{bobbin, run, wait_until, write_config, Watched};
+use common::{run, run_agent, wait_until, write_config};
 use rand::{RngCore, SeedableRng};
 use std::io::{Seek, SeekFrom, Write};
 use std::time::Duration;
@@ -34,9 +34,7 @@ fn damage_and_start(page: u64) {
     f.sync_all().expect("sync");
     drop(f);
 
-    let mut cmd = bobbin();
-    cmd.args(["run", "--config"]).arg(&config);
-    let agent = Watched::spawn(cmd);
+    let agent = run_agent(&config);
     wait_until(
         "the agent to quarantine the journal",
         Duration::from_secs(20),

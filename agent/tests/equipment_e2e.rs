@@ -7,7 +7,7 @@ mod common;
 mod mqtt_common;
 
 use bobbin_tests::{free_port, wait_until, PtyScanner};
-use common::{bobbin, run, Watched};
+use common::{run, run_agent};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::time::Duration;
 
@@ -89,9 +89,7 @@ machines = ["ir-1"]
         &format!("trace_code,order,style,colour,size,quantity\n{code},PO-9,T,red,M,10\n"),
     );
 
-    let mut cmd = bobbin();
-    cmd.args(["run", "--config", cfg]);
-    let agent = Watched::spawn(cmd);
+    let agent = run_agent(&config);
     wait_until("both scanners", LIMIT, || {
         let lines = agent.stderr.lock().expect("lines");
         ["scan-sew", "scan-iron"].iter().all(|d| {

@@ -6,18 +6,12 @@
 mod common;
 mod mqtt_common;
 
-use common::{bobbin, run, write_config, Watched};
+use common::{run, run_agent, write_config, Watched};
 use mqtt_common::*;
 use rumqttc::QoS;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
-
-fn start_agent(config: &Path) -> Watched {
-    let mut cmd = bobbin();
-    cmd.args(["run", "--config", config.to_str().expect("utf-8 path")]);
-    Watched::spawn(cmd)
-}
 
 fn sigkill(mut agent: Watched) {
     // Child::kill sends SIGKILL on Unix.
@@ -102,7 +96,7 @@ kind = "sewing"
     let db = dir.join("data/journal.db");
     let readings = |db: &Path| count(db, "SELECT count(*) FROM equipment_readings");
 
-    let agent = start_agent(&config);
+    let agent = run_agent(&config);
     // Probe until the agent's subscription is live (its session then persists).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while readings(&db) == 0 {
@@ -148,7 +142,7 @@ kind = "sewing"
         .expect("wait");
         sigkill(agent);
         println!("round {round}: SIGKILL at {} readings", readings(&db));
-        agent = start_agent(&config);
+        agent = run_agent(&config);
     }
     publisher.await.expect("publisher");
     let per_machine = |m: &str| {

@@ -6,7 +6,7 @@ mod common;
 mod mqtt_common;
 
 use bobbin_tests::http_get;
-use common::{bobbin, Watched};
+use common::run_agent;
 use mqtt_common::*;
 use rumqttc::QoS;
 use std::net::SocketAddr;
@@ -56,9 +56,7 @@ kind = "sewing"
         ),
     )
     .expect("config");
-    let mut cmd = bobbin();
-    cmd.args(["run", "--config", config.to_str().expect("utf-8 path")]);
-    let agent = Watched::spawn(cmd);
+    let agent = run_agent(&config);
     let db = dir.path().join("data/journal.db");
     let readings = || count(&db, "SELECT count(*) FROM equipment_readings");
     let gaps = || {

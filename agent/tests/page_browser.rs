@@ -11,7 +11,7 @@
 mod common;
 
 use bobbin_tests::{free_port, http_get, wait_until, PtyScanner};
-use common::{bobbin, Watched};
+use common::{run_agent, Watched};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -181,9 +181,7 @@ devices = ["scan-2"]
         &format!("trace_code,order,style,colour,size,quantity\n{code},PO-7,T100,red,M,12\n"),
     );
 
-    let mut cmd = bobbin();
-    cmd.args(["run", "--config", cfg]);
-    let agent = Watched::spawn(cmd);
+    let agent = run_agent(&config);
     let mut guard = StopOnPanic(vec![agent.child.id()]);
     let addr = format!("127.0.0.1:{port}");
     wait_until("the status API to answer", LIMIT, || {

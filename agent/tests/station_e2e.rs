@@ -4,7 +4,7 @@
 mod common;
 
 use bobbin_tests::{wait_until, PtyScanner};
-use common::{bobbin, run, Watched};
+use common::{run, run_agent};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -67,9 +67,7 @@ devices = ["scan-1"]
         &format!("trace_code,order,style,colour,size,quantity\n{code},PO-7,T100,red,M,12\n"),
     );
 
-    let mut cmd = bobbin();
-    cmd.args(["run", "--config", cfg]);
-    let agent = Watched::spawn(cmd);
+    let agent = run_agent(&config);
     wait_until("the scanner to connect", LIMIT, || {
         agent.stderr_has("connected")
     });
@@ -145,9 +143,7 @@ devices = ["scan-1"]
         "bundles",
         &format!("trace_code,order,style,colour,size,quantity\n{code2},PO-7,T100,red,L,10\n"),
     );
-    let mut cmd = bobbin();
-    cmd.args(["run", "--config", cfg]);
-    let agent = Watched::spawn(cmd);
+    let agent = run_agent(&config);
     wait_until("the scanner to reconnect", LIMIT, || {
         agent.stderr_has("connected")
     });

@@ -4,7 +4,7 @@
 mod common;
 
 use bobbin_tests::{free_port, http_get, http_post_json, wait_until};
-use common::{bobbin, Watched};
+use common::{run_agent, Watched};
 use std::time::Duration;
 
 fn start(dir: &std::path::Path, status: &str) -> Watched {
@@ -14,9 +14,7 @@ fn start(dir: &std::path::Path, status: &str) -> Watched {
         format!("[agent]\nid = \"status-test\"\ndata_dir = \"data\"\n\n[[stations]]\nid = \"qc-1\"\nkind = \"qc\"\n\n[status]\n{status}\n"),
     )
     .expect("config");
-    let mut cmd = bobbin();
-    cmd.args(["run", "--config"]).arg(&config);
-    let agent = Watched::spawn(cmd);
+    let agent = run_agent(&config);
     wait_until("the status server", Duration::from_secs(20), || {
         agent.stderr_has("supervisor page")
     });

@@ -12,6 +12,13 @@ pub fn bobbin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bobbin"))
 }
 
+/// Starts `bobbin run --config CONFIG`, its output collected.
+pub fn run_agent(config: &Path) -> Watched {
+    let mut cmd = bobbin();
+    cmd.args(["run", "--config"]).arg(config);
+    Watched::spawn(cmd)
+}
+
 /// Runs `bobbin ARGS`, returning (exit code, stdout, stderr).
 pub fn run(args: &[&str]) -> (i32, String, String) {
     let out = bobbin().args(args).output().expect("run bobbin");
