@@ -273,3 +273,32 @@ async fn a_broker_that_stops_answering_pings_is_left() {
     let mut c2 = Conn::accept(&l).await;
     c2.handshake(true).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_queued_before_a_stop_go_out_before_disconnect() {
+    let (l, port) = listener().await;
+    let (h, mut rx, stop) = client(port, Duration::from_secs(30));
+    let mut c = Conn::accept(&l).await;
+    c.handshake(false).await;
+    for pkid in 1..=50u16 {
+        c.send(publish(pkid, "x", false)).await;
+    }
+    let mut msgs = Vec::new();
+    while msgs.len() < 50 {
+        if let MqttEvent::Message(m) = next_event(&mut rx).await {
+            msgs.push(m);
+        }
+    }
+    // Committed, acked, and the agent stops at once: the broker must not redeliver these.
+    assert_eq!(h.ack_all(&msgs).await.expect("ack_all"), 50);
+    stop.send(true).expect("stop");
+    let mut acked = Vec::new();
+    loop {
+        match c.next().await {
+            Some(Packet::PubAck(a)) => acked.push(a.pkid),
+            Some(Packet::Disconnect) => break,
+            other => panic!("expected PUBACKs then DISCONNECT, got {other:?}"),
+        }
+    }
+    assert_eq!(acked, (1..=50).collect::<Vec<u16>>());
+}

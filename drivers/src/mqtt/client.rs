@@ -424,12 +424,18 @@ impl Client {
                             "MQTT broker lost our session: messages queued for us while away may be gone (possible gap)"
                         );
                     }
-                    // Connects must reach the consumer: a lost session is recorded.
+                    // Connects must reach the consumer: a lost session is recorded. The wait
+                    // for room still yields to shutdown (a stopping consumer reads no more).
                     let ev = MqttEvent::Connected {
                         session_present: ack.session_present,
                         session_lost,
                     };
-                    if self.events.send(ev).await.is_err() {
+                    let sent = tokio::select! {
+                        biased;
+                        _ = self.shutdown.changed() => return,
+                        r = self.events.send(ev) => r,
+                    };
+                    if sent.is_err() {
                         return;
                     }
                     match self.session(stream, rbuf, generation).await {
@@ -551,7 +557,14 @@ impl Client {
             tokio::select! {
                 biased;
                 _ = self.shutdown.changed() => {
-                    let _ = wr.write_all(&[0xE0, 0x00]).await; // DISCONNECT
+                    // Acks queued before the stop still go out (the consumer committed
+                    // those messages), then DISCONNECT; a broker that does not read gets
+                    // a second, not forever.
+                    while let Ok(cmd) = self.commands.try_recv() {
+                        encode(&mut self.outbox, max, cmd, generation, &mut wbuf);
+                    }
+                    wbuf.extend_from_slice(&[0xE0, 0x00]); // DISCONNECT
+                    let _ = tokio::time::timeout(Duration::from_secs(1), wr.write_all(&wbuf)).await;
                     return End::Stop;
                 }
                 n = self.commands.recv_many(&mut commands, 4096) => {
