@@ -211,6 +211,8 @@ pub struct FieldMap {
     readings: Vec<(Reading, Vec<String>, UnitConv)>,
     seq: Vec<String>,
     ts: Vec<String>,
+    /// When every path is a top-level key: those keys, for `extract_json`'s fast path.
+    flat_keys: Option<Vec<String>>,
 }
 
 fn split(path: &str) -> Vec<String> {
@@ -221,7 +223,7 @@ impl FieldMap {
     /// Defaults for `kind` with `overrides` applied. Overrides were validated with the config;
     /// an invalid unit here falls back to the canonical unit.
     pub fn new(kind: MachineKind, overrides: &BTreeMap<String, FieldSpec>) -> FieldMap {
-        let readings = Reading::of_kind(kind)
+        let readings: Vec<(Reading, Vec<String>, UnitConv)> = Reading::of_kind(kind)
             .map(|r| match overrides.get(r.name()) {
                 Some(spec) => {
                     let conv = spec
@@ -238,10 +240,16 @@ impl FieldMap {
                 .get(k)
                 .map_or_else(|| vec![k.to_string()], |s| split(s.path()))
         };
+        let (seq, ts) = (path_of("seq"), path_of("ts"));
+        let paths = || readings.iter().map(|(_, p, _)| p).chain([&seq, &ts]);
+        let flat_keys = paths()
+            .all(|p| p.len() == 1)
+            .then(|| paths().map(|p| p[0].clone()).collect());
         FieldMap {
             readings,
-            seq: path_of("seq"),
-            ts: path_of("ts"),
+            seq,
+            ts,
+            flat_keys,
         }
     }
 
@@ -304,20 +312,103 @@ pub fn parse_ts(v: &serde_json::Value) -> Option<i64> {
     }
 }
 
+/// Extracts seq, ts and readings from a payload's text: [`extract`] on the parsed JSON,
+/// with the same results and errors.
+///
+/// Fast path, for mappings whose paths are all top-level keys (the defaults): only the
+/// mapped keys' values are built, without a map of owned keys. A full `serde_json::Value`
+/// and its drop were a sixth of the ingest's CPU. Anything the fast path does not accept
+/// (not an object, bad JSON) goes the full way, which produces the error.
+pub fn extract_json(map: &FieldMap, text: &str) -> Result<Extracted, String> {
+    if let Some(keys) = &map.flat_keys {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let picked = serde::de::DeserializeSeed::deserialize(TopLevel(keys), &mut de)
+            .and_then(|v| de.end().map(|_| v));
+        if let Ok(picked) = picked {
+            // A repeated key keeps its last value, as in a parsed map.
+            let get = |path: &[String]| {
+                let i = keys.iter().position(|k| path.first() == Some(k))?;
+                picked.iter().rev().find(|(k, _)| *k == i).map(|(_, v)| v)
+            };
+            return extract_by(map, get);
+        }
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("payload is not JSON: {e}"))?;
+    extract(map, &v)
+}
+
+/// Deserialises a JSON object keeping only the values of `.0`'s keys, by key index.
+struct TopLevel<'k>(&'k [String]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for TopLevel<'_> {
+    type Value = Vec<(usize, serde_json::Value)>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for TopLevel<'_> {
+    type Value = Vec<(usize, serde_json::Value)>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(self.0.len());
+        while let Some(key) = a.next_key_seed(KeyIndex(self.0))? {
+            match key {
+                Some(i) => out.push((i, a.next_value()?)),
+                None => {
+                    a.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A map key as its index among the wanted keys, compared without allocating.
+struct KeyIndex<'k>(&'k [String]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyIndex<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeyIndex<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|w| w == k))
+    }
+}
+
 /// Extracts seq, ts and readings. Missing readings are fine as long as one is present; a
 /// present field of the wrong type is an error naming it.
 pub fn extract(map: &FieldMap, v: &serde_json::Value) -> Result<Extracted, String> {
     if !v.is_object() {
         return Err("payload is not a JSON object".into());
     }
+    extract_by(map, |path| lookup(v, path))
+}
+
+/// [`extract`] over any way of finding a path's value in a JSON object.
+fn extract_by<'v>(
+    map: &FieldMap,
+    lookup: impl Fn(&[String]) -> Option<&'v serde_json::Value>,
+) -> Result<Extracted, String> {
     let seq =
-        match lookup(v, &map.seq) {
+        match lookup(&map.seq) {
             None | Some(serde_json::Value::Null) => None,
             Some(s) => Some(s.as_u64().ok_or_else(|| {
                 format!("field {}: not a non-negative integer", map.seq.join("."))
             })?),
         };
-    let ts_ms = match lookup(v, &map.ts) {
+    let ts_ms = match lookup(&map.ts) {
         None | Some(serde_json::Value::Null) => None,
         Some(t) => Some(parse_ts(t).ok_or_else(|| {
             format!(
@@ -328,7 +419,7 @@ pub fn extract(map: &FieldMap, v: &serde_json::Value) -> Result<Extracted, Strin
     };
     let mut values = Vec::with_capacity(map.readings.len());
     for (r, path, conv) in &map.readings {
-        match lookup(v, path) {
+        match lookup(path) {
             None | Some(serde_json::Value::Null) => {}
             Some(x) => {
                 let f = x
@@ -366,8 +457,13 @@ pub fn metrics_json(values: &[(Reading, f64)]) -> String {
         if out.len() > 1 {
             out.push(',');
         }
-        // Reading names are plain ASCII identifiers: nothing to escape.
-        let _ = write!(out, "\"{name}\":{}", number(*v));
+        // Reading names are plain ASCII identifiers: nothing to escape. Numbers as
+        // `number` prints them, whole ones without building a Value.
+        let _ = if v.fract() == 0.0 && v.abs() < 9.0e15 {
+            write!(out, "\"{name}\":{}", *v as i64)
+        } else {
+            write!(out, "\"{name}\":{}", number(*v))
+        };
     }
     out.push('}');
     out
@@ -386,6 +482,84 @@ pub fn number(v: f64) -> serde_json::Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn extract_json_agrees_with_extract_on_the_parsed_value() {
+        let flat = FieldMap::new(MachineKind::Sewing, &BTreeMap::new());
+        assert!(flat.flat_keys.is_some());
+        let mut o = BTreeMap::new();
+        o.insert(
+            "temp_c".to_string(),
+            FieldSpec::WithUnit {
+                path: "sensors.platen.t".into(),
+                unit: Some("F".into()),
+            },
+        );
+        let nested = FieldMap::new(MachineKind::Iron, &o);
+        assert!(nested.flat_keys.is_none());
+        let payloads = [
+            r#"{"seq":42,"ts":1700000000000,"stitches":120345,"trims":812,"run_s":5230,"needle_stops":9,"speed_spm":3200}"#,
+            r#"{"stitches": 1, "other": {"deep": [1, 2, {"x": "y"}]}, "trims": 2.5}"#,
+            r#"{"stitches": 1, "stitches": 2}"#,
+            r#"{"stitches": 7, "seq": null}"#,
+            r#"{"stitches": "many"}"#,
+            r#"{"seq": -1, "stitches": 1}"#,
+            r#"{"ts": "2026-11-23T10:00:00Z", "trims": 3}"#,
+            r#"{"ts": "yesterday", "trims": 3}"#,
+            r#"{"speed": 1}"#,
+            r#"{}"#,
+            r#"[1, 2]"#,
+            r#""stitches""#,
+            r#"null"#,
+            r#"{"stitches": 1} trailing"#,
+            r#"{"stitches": 1"#,
+            r#"{"sensors": {"platen": {"t": 302}}, "temp_c": 150}"#,
+        ];
+        for map in [&flat, &nested] {
+            for p in payloads {
+                let slow = serde_json::from_str::<serde_json::Value>(p)
+                    .map_err(|e| format!("payload is not JSON: {e}"))
+                    .and_then(|v| extract(map, &v));
+                assert_eq!(extract_json(map, p), slow, "{p}");
+            }
+        }
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        /// Random objects over mapped and unmapped keys, values of every JSON type, and
+        /// random damage: the fast path answers exactly as the full parse does.
+        #[test]
+        fn extract_json_agrees_on_random_payloads(
+            fields in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec!["seq", "ts", "stitches", "trims", "run_s", "x", "temp_c"]),
+                    proptest::prop_oneof![
+                        proptest::num::i64::ANY.prop_map(|n| n.to_string()),
+                        proptest::num::f64::NORMAL.prop_map(|f| f.to_string()),
+                        proptest::strategy::Just("null".to_string()),
+                        proptest::strategy::Just("true".to_string()),
+                        "[a-z0-9:-]{0,12}".prop_map(|t| format!("{t:?}")),
+                        proptest::strategy::Just(r#"{"a":[1,{"b":null}]}"#.to_string()),
+                    ],
+                ),
+                0..8,
+            ),
+            cut in proptest::option::of(0usize..200),
+        ) {
+            let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k:?}:{v}")).collect();
+            let mut text = format!("{{{}}}", body.join(","));
+            if let Some(c) = cut {
+                text.truncate(c.min(text.len()));
+            }
+            let map = FieldMap::new(MachineKind::Sewing, &BTreeMap::new());
+            let slow = serde_json::from_str::<serde_json::Value>(&text)
+                .map_err(|e| format!("payload is not JSON: {e}"))
+                .and_then(|v| extract(&map, &v));
+            proptest::prop_assert_eq!(extract_json(&map, &text), slow);
+        }
+    }
 
     #[test]
     fn metrics_json_matches_a_serialised_map() {

@@ -458,11 +458,7 @@ fn json_item(m: &Machine, source: &str, payload: &bytes::Bytes, recv_ms: i64) ->
         Ok(t) => t,
         Err(e) => return bad(format!("payload is not valid UTF-8: {e}")),
     };
-    let v: serde_json::Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => return bad(format!("payload is not JSON: {e}")),
-    };
-    match fields::extract(&m.fields, &v) {
+    match fields::extract_json(&m.fields, text) {
         Ok(x) => reading_item(m, source, payload, recv_ms, x.seq, x.ts_ms, x.values),
         Err(e) => bad(e),
     }
