@@ -116,6 +116,26 @@ async fn next_event(rx: &mut mpsc::Receiver<MqttEvent>) -> MqttEvent {
         .expect("client running")
 }
 
+async fn next_message(rx: &mut mpsc::Receiver<MqttEvent>) -> bobbin_drivers::mqtt::Message {
+    loop {
+        if let MqttEvent::Message(m) = next_event(rx).await {
+            return m;
+        }
+    }
+}
+
+/// Waits for a connect; returns its `session_present`.
+async fn connected(rx: &mut mpsc::Receiver<MqttEvent>) -> bool {
+    loop {
+        if let MqttEvent::Connected {
+            session_present, ..
+        } = next_event(rx).await
+        {
+            return session_present;
+        }
+    }
+}
+
 async fn disconnected(rx: &mut mpsc::Receiver<MqttEvent>) -> String {
     loop {
         if let MqttEvent::Disconnected { error, .. } = next_event(rx).await {
@@ -138,11 +158,7 @@ async fn an_ack_never_crosses_to_the_next_connection() {
     let mut c1 = Conn::accept(&l).await;
     c1.handshake(false).await;
     c1.send(publish(7, "first", false)).await;
-    let m1 = loop {
-        if let MqttEvent::Message(m) = next_event(&mut rx).await {
-            break m;
-        }
-    };
+    let m1 = next_message(&mut rx).await;
     assert_eq!(&m1.payload()[..], b"first");
     // The connection drops before the message is committed and acked.
     drop(c1);
@@ -163,11 +179,7 @@ async fn an_ack_never_crosses_to_the_next_connection() {
     assert_eq!(h.ack(&m1).await.expect("ack"), AckOutcome::Stale);
     // The first thing on the wire is the ack of a message of this connection, not id 7.
     c2.send(publish(8, "other", false)).await;
-    let m8 = loop {
-        if let MqttEvent::Message(m) = next_event(&mut rx).await {
-            break m;
-        }
-    };
+    let m8 = next_message(&mut rx).await;
     assert_eq!(h.ack(&m8).await.expect("ack"), AckOutcome::Sent);
     match c2.next().await {
         Some(Packet::PubAck(a)) => assert_eq!(a.pkid, 8, "a stale ack crossed over"),
@@ -175,11 +187,7 @@ async fn an_ack_never_crosses_to_the_next_connection() {
     }
     // The broker redelivers under the same packet id; that copy is acked.
     c2.send(publish(7, "first", true)).await;
-    let m2 = loop {
-        if let MqttEvent::Message(m) = next_event(&mut rx).await {
-            break m;
-        }
-    };
+    let m2 = next_message(&mut rx).await;
     assert!(m2.dup());
     assert_eq!(h.ack(&m2).await.expect("ack"), AckOutcome::Sent);
     match c2.next().await {
@@ -192,9 +200,7 @@ async fn an_ack_never_crosses_to_the_next_connection() {
     }
     let mut msgs = Vec::new();
     while msgs.len() < 100 {
-        if let MqttEvent::Message(m) = next_event(&mut rx).await {
-            msgs.push(m);
-        }
+        msgs.push(next_message(&mut rx).await);
     }
     assert_eq!(h.ack_all(&msgs).await.expect("ack_all"), 100);
     for pkid in 100..200u16 {
@@ -216,11 +222,7 @@ async fn garbage_from_the_broker_ends_the_connection_and_a_reconnect_follows() {
     assert!(error.contains("malformed packet"), "{error}");
     let mut c2 = Conn::accept(&l).await;
     c2.handshake(true).await;
-    loop {
-        if let MqttEvent::Connected { .. } = next_event(&mut rx).await {
-            break;
-        }
-    }
+    connected(&mut rx).await;
     assert_eq!(h.status().connects, 2);
     assert!(h
         .status()
@@ -248,11 +250,7 @@ async fn a_refused_connection_names_the_reason_and_is_retried() {
     // It tries again.
     let mut c2 = Conn::accept(&l).await;
     c2.handshake(false).await;
-    loop {
-        if let MqttEvent::Connected { .. } = next_event(&mut rx).await {
-            break;
-        }
-    }
+    connected(&mut rx).await;
     assert!(h.status().connected);
 }
 
@@ -285,9 +283,7 @@ async fn acks_queued_before_a_stop_go_out_before_disconnect() {
     }
     let mut msgs = Vec::new();
     while msgs.len() < 50 {
-        if let MqttEvent::Message(m) = next_event(&mut rx).await {
-            msgs.push(m);
-        }
+        msgs.push(next_message(&mut rx).await);
     }
     // Committed, acked, and the agent stops at once: the broker must not redeliver these.
     assert_eq!(h.ack_all(&msgs).await.expect("ack_all"), 50);
