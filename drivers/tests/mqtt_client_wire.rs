@@ -167,15 +167,7 @@ async fn an_ack_never_crosses_to_the_next_connection() {
     let mut c2 = Conn::accept(&l).await;
     c2.handshake(true).await;
     // Connected on the new connection: the old message's ack is stale and not sent.
-    loop {
-        if let MqttEvent::Connected {
-            session_present, ..
-        } = next_event(&mut rx).await
-        {
-            assert!(session_present);
-            break;
-        }
-    }
+    assert!(connected(&mut rx).await, "session present");
     assert_eq!(h.ack(&m1).await.expect("ack"), AckOutcome::Stale);
     // The first thing on the wire is the ack of a message of this connection, not id 7.
     c2.send(publish(8, "other", false)).await;
