@@ -2,8 +2,9 @@
 //! journal, each message acknowledged only after the transaction holding it committed.
 //!
 //! Throughput comes from group commit: messages are gathered into batches (up to `BATCH`,
-//! for at most `LINGER`, see `Gathering`), each batch is one
-//! `JournalHandle::exec`, and up to `IN_FLIGHT` batches wait for their commits at once. Acks go out in arrival order as batches complete.
+//! for at most `LINGER`, see `Gathering`), each batch is one `JournalHandle::exec`, and up
+//! to `IN_FLIGHT` batches wait for their commits at once. Acks go out in arrival order as
+//! batches complete.
 //! Memory is bounded by the client channel, `BATCH * IN_FLIGHT`, and the broker's
 //! in-flight window.
 
@@ -687,7 +688,7 @@ async fn run_task(
     let mut fatal: Option<EquipmentError> = None;
     let mut stopping = false;
     loop {
-        if (stopping || batch.full()) && !batch.is_empty() && inflight.len() < IN_FLIGHT {
+        if (stopping || batch.due()) && !batch.is_empty() && inflight.len() < IN_FLIGHT {
             let (messages, items) = batch.take();
             inflight.push_back(submit(&journal, messages, Arc::new(items), hysteresis));
         }
@@ -704,11 +705,9 @@ async fn run_task(
                 }
             }
             _ = shutdown.changed(), if !stopping => { stopping = true; }
+            // The batch is due: the top of the loop sends it.
             _ = tokio::time::sleep_until(linger.unwrap_or_else(tokio::time::Instant::now)),
-                if linger.is_some() && inflight.len() < IN_FLIGHT => {
-                let (messages, items) = batch.take();
-                inflight.push_back(submit(&journal, messages, Arc::new(items), hysteresis));
-            }
+                if linger.is_some() && inflight.len() < IN_FLIGHT => {}
             ev = events.recv(), if !stopping && !batch.full() => {
                 let Some(ev) = ev else {
                     fatal = Some(EquipmentError::Client("event channel closed".into()));
@@ -780,6 +779,14 @@ impl Gathering {
 
     fn full(&self) -> bool {
         self.messages.len() >= BATCH
+    }
+
+    /// Full, or its deadline has passed.
+    fn due(&self) -> bool {
+        self.full()
+            || self
+                .deadline
+                .is_some_and(|d| d <= tokio::time::Instant::now())
     }
 
     /// Moves the deadline after something arrived: `IDLE` from now, never past `LINGER`
