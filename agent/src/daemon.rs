@@ -33,6 +33,18 @@ pub fn run_until(cfg: Config, stop: Option<watch::Receiver<bool>>) -> anyhow::Re
         queue: cfg.journal.queue,
         checkpoint_interval: Duration::from_millis(cfg.journal.checkpoint_interval_ms),
     };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    // Handlers go in before anything can take a while or announce "running": a SIGTERM
+    // that lands during start-up is then a clean stop once start-up ends, not the default
+    // action killing the process half-way.
+    let signals = {
+        let _in_runtime = rt.enter();
+        StopSignals::install()?
+    };
     let journal =
         Journal::open(&jcfg).with_context(|| format!("opening journal {}", jcfg.path.display()))?;
     let report = journal.report();
@@ -44,12 +56,7 @@ pub fn run_until(cfg: Config, stop: Option<watch::Receiver<bool>>) -> anyhow::Re
         created = report.created,
         "journal open"
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let outcome = rt.block_on(run_tasks(&cfg, &journal, stop));
+    let outcome = rt.block_on(run_tasks(&cfg, &journal, signals, stop));
     rt.shutdown_timeout(Duration::from_secs(5));
     let closed = journal.close();
     outcome?;
@@ -61,6 +68,7 @@ pub fn run_until(cfg: Config, stop: Option<watch::Receiver<bool>>) -> anyhow::Re
 async fn run_tasks(
     cfg: &Config,
     journal: &Journal,
+    signals: StopSignals,
     external_stop: Option<watch::Receiver<bool>>,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -205,7 +213,7 @@ async fn run_tasks(
         "journal {} open; running",
         journal.report().journal_id
     ));
-    let stopped = wait_for_stop(journal, &uploader, external_stop).await;
+    let stopped = wait_for_stop(journal, &uploader, signals, external_stop).await;
     crate::systemd::stopping();
 
     tracing::info!("shutting down: stopping inputs, committing pending records");
@@ -261,12 +269,31 @@ type UploaderTask = (
     bobbin_sync::UploaderHandle,
 );
 
+/// The SIGTERM and SIGINT streams, installed once at start-up.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Replaces the default (kill) action; must run inside the runtime.
+    fn install() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+        })
+    }
+}
+
 /// Resolves on SIGTERM/SIGINT (Ok) or when the journal writer or the uploader dies (Err).
 async fn wait_for_stop(
     journal: &Journal,
     uploader: &Option<UploaderTask>,
+    signals: StopSignals,
     external: Option<watch::Receiver<bool>>,
 ) -> anyhow::Result<()> {
+    let StopSignals { mut term, mut int } = signals;
     let external = async move {
         match external {
             Some(mut rx) => {
@@ -276,9 +303,6 @@ async fn wait_for_stop(
         }
     };
     tokio::pin!(external);
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let watchdog_every = crate::systemd::watchdog_interval();
     let mut last_ping = std::time::Instant::now();

@@ -84,10 +84,31 @@ fn json_logs_are_one_object_per_line() {
     });
     agent.signal(libc::SIGTERM);
     let (status, _, err) = agent.wait(Duration::from_secs(20));
-    assert!(status.success());
+    assert!(status.success(), "exit status {status:?}; stderr {err:?}");
     assert!(!err.is_empty());
     for line in &err {
         let v: serde_json::Value = serde_json::from_str(line).expect("each log line is JSON");
         assert!(v["level"].is_string() && v["message"].is_string(), "{line}");
     }
+}
+
+#[test]
+fn a_sigterm_during_start_up_is_a_clean_stop() {
+    // "journal open" is logged while the tasks are still starting. The handlers must be in
+    // place by then, or SIGTERM's default action kills the agent half-way (CI saw exactly
+    // that once, when the handlers went in after "running").
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = common::write_config(dir.path(), "");
+    let mut cmd = bobbin();
+    cmd.args(["run", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG");
+    let agent = Watched::spawn(cmd);
+    wait_until("the journal to open", Duration::from_secs(20), || {
+        agent.stderr_has("journal open")
+    });
+    agent.signal(libc::SIGTERM);
+    let (status, _, err) = agent.wait(Duration::from_secs(20));
+    assert!(status.success(), "exit status {status:?}; stderr {err:?}");
+    assert!(err.iter().any(|l| l.contains("stopped cleanly")), "{err:?}");
 }

@@ -69,3 +69,31 @@ async fn backlog_of_100k_drains_across_a_receiver_kill_and_restart() {
     let store = bobbin_sync::receiver::Store::open(&db).expect("store");
     assert_eq!(store.record_count(&j.journal_id()).expect("count"), 100_000);
 }
+
+#[test]
+fn sigterm_as_soon_as_it_listens_is_a_clean_shutdown() {
+    // "listening on" is the line operators and tests act on, so the handlers must be in
+    // place before it is printed; otherwise SIGTERM's default action kills the receiver.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Agent::new(22);
+    let agents = agents_file(dir.path(), &[&a]);
+    let mut rx = ChildReceiver::start(&dir.path().join("receiver.db"), &agents, "127.0.0.1:0");
+    let pid = rx.child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = rx.child.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "receiver still running 20 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "receiver exit status {status:?}");
+}

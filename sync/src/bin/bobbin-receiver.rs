@@ -93,13 +93,16 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("starting the runtime")?;
             rt.block_on(async move {
+                // Installed before "listening" is printed, so a SIGTERM sent on seeing it
+                // is a clean shutdown rather than the default kill.
+                let shutdown = shutdown_signal()?;
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
                     .with_context(|| format!("binding {listen}"))?;
                 let addr = listener.local_addr()?;
                 println!("listening on {addr}");
                 tracing::info!("bobbin-receiver listening on {addr}");
-                receiver::serve_with_shutdown(listener, config, shutdown_signal()).await?;
+                receiver::serve_with_shutdown(listener, config, shutdown).await?;
                 anyhow::Ok(())
             })
         }
@@ -131,22 +134,16 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Installs the SIGTERM and SIGINT handlers now; the future resolves on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
 }
