@@ -62,7 +62,7 @@ async fn drains_a_backlog_exactly_once() {
     let j = journal(dir.path(), "j.db", 1, 20_000);
     let up = start_uploader(fast_config(&rx.url(), &a), &a, sources(&[&j]));
     wait_until(Duration::from_secs(60), "backlog drained", || {
-        cursor(&j) == 20_000
+        up.settled(&j) == 20_000
     })
     .await;
     wait_until(
@@ -83,7 +83,7 @@ async fn drains_a_backlog_exactly_once() {
     j.append(RecordGen::new(99).take(5)).expect("append");
     up.handle.wake();
     wait_until(Duration::from_secs(10), "new records sent", || {
-        cursor(&j) == 20_005
+        up.settled(&j) == 20_005
     })
     .await;
     up.stop().await;
@@ -114,7 +114,7 @@ async fn lost_truncated_and_reset_answers_are_retried_without_double_counting() 
     wait_until(
         Duration::from_secs(60),
         "drained through the faults",
-        || cursor(&j) == 3_000,
+        || up.settled(&j) == 3_000,
     )
     .await;
     assert_eq!(proxy.pending(), 0, "every fault was used");
@@ -164,7 +164,7 @@ async fn retry_after_is_obeyed_in_both_forms() {
     let mut cfg = fast_config(&proxy.url(), &a);
     cfg.in_flight = 1;
     let up = start_uploader(cfg, &a, sources(&[&j]));
-    wait_until(Duration::from_secs(30), "drained", || cursor(&j) == 100).await;
+    wait_until(Duration::from_secs(30), "drained", || up.settled(&j) == 100).await;
     let seen = proxy.seen();
     assert_eq!(seen.len(), 3, "{seen:?}");
     let first_wait = seen[1].at - seen[0].at;
@@ -204,7 +204,7 @@ async fn bursts_of_5xx_are_retried_until_delivered() {
         if up.status().state == SyncState::BackingOff {
             *flag.lock().expect("flag") = true;
         }
-        cursor(&j) == 2_000
+        up.settled(&j) == 2_000
     })
     .await;
     assert!(
@@ -251,7 +251,7 @@ async fn unauthorized_stops_until_the_config_changes() {
     assert_eq!(cursor(&j), 0);
     up.handle.reconfigure(good).expect("valid config");
     wait_until(Duration::from_secs(30), "drained after reconfigure", || {
-        cursor(&j) == 500
+        up.settled(&j) == 500
     })
     .await;
     assert_eq!(up.status().state, SyncState::Idle);
@@ -306,7 +306,7 @@ async fn too_large_splits_and_a_single_oversize_record_is_rejected_visibly() {
     cfg.batch_max_records = 1_000;
     let up = start_uploader(cfg, &a, sources(&[&j]));
     wait_until(Duration::from_secs(60), "drained with splits", || {
-        cursor(&j) == 2_001
+        up.settled(&j) == 2_001
     })
     .await;
     let s = up.status();
@@ -353,7 +353,7 @@ async fn tampered_records_and_missing_ranges_are_detected_by_the_receiver() {
     let mut cfg = fast_config(&rx.url(), &a);
     cfg.batch_max_records = 100;
     let up = start_uploader(cfg, &a, sources(&[&j]));
-    wait_until(Duration::from_secs(60), "drained", || cursor(&j) == 400).await;
+    wait_until(Duration::from_secs(60), "drained", || up.settled(&j) == 400).await;
 
     // The uploader committed what the receiver said.
     let outcomes = j.outcomes().expect("outcomes");
@@ -421,9 +421,15 @@ async fn two_agents_claiming_one_coupon_one_wins_both_sides_see_the_conflict() {
         .expect("b claim");
 
     let ua = start_uploader(fast_config(&rx.url(), &a), &a, sources(&[&ja]));
-    wait_until(Duration::from_secs(20), "a drained", || cursor(&ja) == 51).await;
+    wait_until(Duration::from_secs(20), "a drained", || {
+        ua.settled(&ja) == 51
+    })
+    .await;
     let ub = start_uploader(fast_config(&rx.url(), &b), &b, sources(&[&jb]));
-    wait_until(Duration::from_secs(20), "b drained", || cursor(&jb) == 21).await;
+    wait_until(Duration::from_secs(20), "b drained", || {
+        ub.settled(&jb) == 21
+    })
+    .await;
 
     assert_eq!(ua.status().counters.conflict, 0);
     assert!(ja.outcomes().expect("a outcomes").is_empty());
@@ -601,7 +607,7 @@ async fn status_shows_the_backlog_while_the_platform_is_down() {
         tokio::spawn(bobbin_sync::receiver::serve(listener, config))
     };
     wait_until(Duration::from_secs(10), "resumed and drained", || {
-        cursor(&j) == 1_234
+        up.settled(&j) == 1_234
     })
     .await;
     eprintln!(

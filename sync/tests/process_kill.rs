@@ -44,7 +44,7 @@ async fn backlog_of_100k_drains_across_a_receiver_kill_and_restart() {
     wait_until(
         Duration::from_secs(90),
         "the whole backlog delivered",
-        || cursor(&j) == 100_000,
+        || up.settled(&j) == 100_000,
     )
     .await;
     eprintln!(

@@ -190,6 +190,20 @@ impl Running {
     pub fn status(&self) -> SyncStatus {
         self.handle.status()
     }
+
+    /// How far `j` is delivered *and counted*: the journal's cursor is committed before
+    /// the uploader updates its counters, so waiting on the cursor alone races the
+    /// counters a test asserts next.
+    pub fn settled(&self, j: &SqliteJournal) -> u64 {
+        let id = j.journal_id();
+        let reported = self
+            .status()
+            .sources
+            .iter()
+            .find(|s| s.journal_id == id)
+            .map_or(0, |s| s.cursor);
+        reported.min(cursor(j))
+    }
 }
 
 pub fn start_uploader(
