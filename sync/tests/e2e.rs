@@ -250,11 +250,14 @@ async fn unauthorized_stops_until_the_config_changes() {
     assert_eq!(proxy.count(), requests);
     assert_eq!(cursor(&j), 0);
     up.handle.reconfigure(good).expect("valid config");
-    wait_until(Duration::from_secs(30), "drained after reconfigure", || {
-        up.settled(&j) == 500
-    })
+    // Idle is set once the uploader finds nothing more to send, just after the last
+    // commit: wait for it rather than assert it at the instant the cursor lands.
+    wait_until(
+        Duration::from_secs(30),
+        "drained after reconfigure, then idle",
+        || up.settled(&j) == 500 && up.status().state == SyncState::Idle,
+    )
     .await;
-    assert_eq!(up.status().state, SyncState::Idle);
     up.stop().await;
 
     // A key the receiver does not know is refused with 403 and stops too.
