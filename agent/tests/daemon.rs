@@ -7,6 +7,23 @@ use bobbin_agent::journal::{verify, JournalReader};
 use common::{bobbin, wait_until, Watched};
 use std::time::Duration;
 
+/// Runs `bobbin run` on `config`, sends `signal` as soon as a stderr line contains
+/// `on_line`, and returns stderr once the agent has exited successfully.
+fn run_then_signal(config: &std::path::Path, on_line: &str, signal: i32) -> Vec<String> {
+    let mut cmd = bobbin();
+    cmd.args(["run", "--config"])
+        .arg(config)
+        .env_remove("RUST_LOG");
+    let agent = Watched::spawn(cmd);
+    wait_until(on_line, Duration::from_secs(20), || {
+        agent.stderr_has(on_line)
+    });
+    agent.signal(signal);
+    let (status, _, err) = agent.wait(Duration::from_secs(20));
+    assert!(status.success(), "exit status {status:?}; stderr {err:?}");
+    err
+}
+
 fn run_example_and_stop(signal: i32) {
     let dir = tempfile::tempdir().expect("tempdir");
     // The example as shipped, beside a fresh data directory.
@@ -20,20 +37,8 @@ fn run_example_and_stop(signal: i32) {
         text.replace("listen = \"127.0.0.1:8088\"", "listen = \"127.0.0.1:0\""),
     )
     .expect("write config");
-    let mut cmd = bobbin();
-    cmd.args(["run", "--config"])
-        .arg(&config)
-        .env_remove("RUST_LOG");
-    let agent = Watched::spawn(cmd);
-    wait_until(
-        "the agent to say it is running",
-        Duration::from_secs(20),
-        || agent.stderr_has("running; waiting for scans"),
-    );
-    assert!(agent.stderr_has("journal open"));
-    agent.signal(signal);
-    let (status, _, err) = agent.wait(Duration::from_secs(20));
-    assert!(status.success(), "exit status {status:?}; stderr {err:?}");
+    let err = run_then_signal(&config, "running; waiting for scans", signal);
+    assert!(err.iter().any(|l| l.contains("journal open")), "{err:?}");
     assert!(err.iter().any(|l| l.contains("stopped cleanly")), "{err:?}");
     let db = dir.path().join("bobbin-data/journal.db");
     let reader = JournalReader::open(&db).expect("journal created under data_dir");
@@ -74,17 +79,7 @@ fn json_logs_are_one_object_per_line() {
             "data_dir = \"data\"\nlog_format = \"json\"\n",
         );
     std::fs::write(&config, text).expect("config");
-    let mut cmd = bobbin();
-    cmd.args(["run", "--config"])
-        .arg(&config)
-        .env_remove("RUST_LOG");
-    let agent = Watched::spawn(cmd);
-    wait_until("the agent to run", Duration::from_secs(20), || {
-        agent.stderr_has("running;")
-    });
-    agent.signal(libc::SIGTERM);
-    let (status, _, err) = agent.wait(Duration::from_secs(20));
-    assert!(status.success(), "exit status {status:?}; stderr {err:?}");
+    let err = run_then_signal(&config, "running;", libc::SIGTERM);
     assert!(!err.is_empty());
     for line in &err {
         let v: serde_json::Value = serde_json::from_str(line).expect("each log line is JSON");
@@ -99,16 +94,6 @@ fn a_sigterm_during_start_up_is_a_clean_stop() {
     // that once, when the handlers went in after "running").
     let dir = tempfile::tempdir().expect("tempdir");
     let config = common::write_config(dir.path(), "");
-    let mut cmd = bobbin();
-    cmd.args(["run", "--config"])
-        .arg(&config)
-        .env_remove("RUST_LOG");
-    let agent = Watched::spawn(cmd);
-    wait_until("the journal to open", Duration::from_secs(20), || {
-        agent.stderr_has("journal open")
-    });
-    agent.signal(libc::SIGTERM);
-    let (status, _, err) = agent.wait(Duration::from_secs(20));
-    assert!(status.success(), "exit status {status:?}; stderr {err:?}");
+    let err = run_then_signal(&config, "journal open", libc::SIGTERM);
     assert!(err.iter().any(|l| l.contains("stopped cleanly")), "{err:?}");
 }
