@@ -6,9 +6,7 @@ use bobbin_drivers::mqtt::{
     spawn_client, AckOutcome, ClientConfig, EmbeddedBroker, EmbeddedBrokerConfig, MqttEvent,
 };
 use rumqttc::{AsyncClient, MqttOptions, QoS};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
@@ -19,54 +17,10 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-fn mosquitto_bin() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|d| d.join("mosquitto"))
-        .find(|p| p.is_file())
-}
-
-struct Mosquitto(Child);
-
-impl Mosquitto {
-    /// None where Mosquitto is not installed, unless BOBBIN_REQUIRE_MOSQUITTO=1 (as in CI).
-    fn start(dir: &Path, port: u16) -> Option<Mosquitto> {
-        let Some(bin) = mosquitto_bin() else {
-            assert!(
-                std::env::var("BOBBIN_REQUIRE_MOSQUITTO").as_deref() != Ok("1"),
-                "BOBBIN_REQUIRE_MOSQUITTO=1 but mosquitto is not installed"
-            );
-            return None;
-        };
-        let conf = dir.join("m.conf");
-        std::fs::write(
-            &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"),
-        )
-        .expect("conf");
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn mosquitto");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Mosquitto(child))
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+// Shared with the agent's tests; included by path (see the file's header for why).
+#[path = "../../tests/src/mosquitto.rs"]
+mod mosquitto;
+use mosquitto::Mosquitto;
 
 async fn next_event(rx: &mut mpsc::Receiver<MqttEvent>, what: &str) -> MqttEvent {
     tokio::time::timeout(Duration::from_secs(15), rx.recv())
@@ -168,12 +122,11 @@ async fn embedded_broker_redelivers_unacked_to_persistent_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mosquitto_redelivers_unacked_to_persistent_session() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let Some(_m) = Mosquitto::start(dir.path(), port) else {
+    let Some(m) = Mosquitto::start(dir.path()) else {
         println!("NOTICE: mosquitto not installed; skipping");
         return;
     };
-    redelivers_unacked(([127, 0, 0, 1], port).into()).await;
+    redelivers_unacked(([127, 0, 0, 1], m.port).into()).await;
 }
 
 #[test]
@@ -189,11 +142,11 @@ fn embedded_broker_refuses_a_taken_port() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_without_persistence_is_a_lost_session() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let Some(m) = Mosquitto::start(dir.path(), port) else {
+    let Some(m) = Mosquitto::start(dir.path()) else {
         println!("NOTICE: mosquitto not installed; skipping");
         return;
     };
+    let port = m.port;
     let mut cfg = ClientConfig::new("127.0.0.1", port, "bobbin-session-test");
     cfg.subscriptions = vec!["t/#".into()];
     cfg.backoff_initial = Duration::from_millis(50);
@@ -206,7 +159,7 @@ async fn broker_restart_without_persistence_is_a_lost_session() {
         "first connect: nothing lost"
     );
     drop(m);
-    let _m2 = Mosquitto::start(dir.path(), port).expect("restart");
+    let _m2 = Mosquitto::start_on(dir.path(), port).expect("restart");
     let (present, lost) = connected(&mut rx).await;
     assert!(!present);
     assert!(lost, "reconnect without the session is reported");

@@ -1,5 +1,7 @@
-//! The harness shared by Bobbin's process-level tests: pseudo-terminal scanners and
-//! condition polling with deadlines (never sleep-and-hope).
+//! The harness shared by Bobbin's process-level tests: pseudo-terminal scanners, a real
+//! Mosquitto, and condition polling with deadlines (never sleep-and-hope).
+
+pub mod mosquitto;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};

@@ -1,88 +1,15 @@
-//! Helpers shared by the MQTT integration tests and the MQTT benchmark: free loopback
-//! ports, a Mosquitto child with a temp config, a QoS 1 publisher, waiting on conditions.
+//! Helpers shared by the MQTT integration tests and the MQTT benchmark: a QoS 1 publisher,
+//! journal queries, waiting on conditions (Mosquitto itself is in `bobbin-tests`).
 #![allow(dead_code)]
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// The mosquitto binary, if installed (PATH, then /usr/sbin).
-pub fn mosquitto_bin() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|d| d.join("mosquitto"))
-        .find(|p| p.is_file())
-}
-
-/// A Mosquitto broker on a loopback port, killed on drop.
-pub struct Mosquitto {
-    child: Child,
-    /// Its port.
-    pub port: u16,
-}
-
-impl Mosquitto {
-    /// Starts Mosquitto with queue limits raised (as in mosquitto-bobbin.conf); None when
-    /// it is not installed.
-    pub fn start(dir: &Path) -> Option<Mosquitto> {
-        Mosquitto::start_on(dir, free_port())
-    }
-
-    /// As [`Mosquitto::start`], on a given port (to restart a broker where clients expect it).
-    /// Persistence is off: a restarted broker has forgotten every client session.
-    ///
-    /// With `BOBBIN_REQUIRE_MOSQUITTO=1` (CI installs Mosquitto and sets it) a missing
-    /// Mosquitto is a failure, so its tests cannot skip silently.
-    pub fn start_on(dir: &Path, port: u16) -> Option<Mosquitto> {
-        let Some(bin) = mosquitto_bin() else {
-            assert!(
-                std::env::var("BOBBIN_REQUIRE_MOSQUITTO").as_deref() != Ok("1"),
-                "BOBBIN_REQUIRE_MOSQUITTO=1 but mosquitto is not installed"
-            );
-            return None;
-        };
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 max_queued_messages 1000000\nmax_inflight_messages 4000\n\
-                 queue_qos0_messages true\nmax_packet_size 1048576\nlog_dest none\n"
-            ),
-        )
-        .expect("write mosquitto.conf");
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn mosquitto");
-        let m = Mosquitto { child, port };
-        wait_for(Duration::from_secs(10), "mosquitto to listen", || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        Some(m)
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+// Not every target that includes this module uses both.
+#[allow(unused_imports)]
+pub use bobbin_tests::{free_port, mosquitto::Mosquitto};
 
 /// Polls `cond` every 20 ms until it holds; panics naming `what` after `timeout`.
 pub fn wait_for(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
