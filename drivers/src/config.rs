@@ -797,6 +797,11 @@ fn default_rfid_max_len() -> usize {
 }
 
 /// A UHF RFID reader on a serial port.
+///
+/// The port keys repeat [`SerialConfig`]'s rather than flatten a shared struct: a
+/// flattened struct would make serde accept unknown keys (it cannot combine `flatten`
+/// with `deny_unknown_fields`), and the default baud differs. [`PortSettings`] is where
+/// both meet.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RfidSerialConfig {
