@@ -93,19 +93,78 @@ async fn probe(addr: SocketAddr, db: &Path) {
     }
 }
 
-async fn exactly_once(broker_line: String, addr: SocketAddr) {
+/// The equipment ingest on its own journal in a temp dir, connected to its broker.
+struct Ingest {
+    eq: equipment::Equipment,
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    journal: Journal,
+    db: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Ingest {
+    async fn start(broker_line: &str) -> Ingest {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("journal.db");
+        let journal = Journal::open(&JournalConfig::at(&db)).expect("journal");
+        let (cfg, machines) = parse(&config(broker_line));
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let eq = equipment::spawn(cfg, machines, journal.handle(), stop).expect("spawn");
+        // The embedded broker starts inside the ingest; wait for its client to connect.
+        wait_for_async(Duration::from_secs(20), "ingest connected", || {
+            eq.status().connected
+        })
+        .await;
+        Ingest {
+            eq,
+            stop_tx,
+            journal,
+            db,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the ingest cleanly (within 10 s) and closes the journal.
+    async fn stop(self) {
+        self.stop_tx.send(true).expect("stop");
+        tokio::time::timeout(Duration::from_secs(10), self.eq.join())
+            .await
+            .expect("ingest stops")
+            .expect("clean stop");
+        let journal = self.journal;
+        tokio::task::spawn_blocking(move || journal.close())
+            .await
+            .expect("join")
+            .expect("close");
+    }
+}
+
+/// Runs `scenario` against the embedded broker, on a free port.
+async fn on_embedded<F: std::future::Future<Output = ()>>(
+    scenario: impl FnOnce(String, SocketAddr) -> F,
+) {
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    scenario(format!("listen = \"{addr}\""), addr).await;
+}
+
+/// Runs `scenario` against a Mosquitto of its own (skipped with a notice when Mosquitto is
+/// not installed and not required).
+async fn on_mosquitto<F: std::future::Future<Output = ()>>(
+    scenario: impl FnOnce(String, SocketAddr) -> F,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("journal.db");
-    let journal = Journal::open(&JournalConfig::at(&db)).expect("journal");
-    let (cfg, machines) = parse(&config(&broker_line));
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let eq = equipment::spawn(cfg, machines, journal.handle(), stop).expect("spawn");
-    // The embedded broker starts inside the ingest; wait for its client to connect.
-    wait_for_async(Duration::from_secs(20), "ingest connected", || {
-        eq.status().connected
-    })
-    .await;
-    probe(addr, &db).await;
+    let Some(m) = Mosquitto::start(dir.path()) else {
+        println!("NOTICE: mosquitto not installed; skipping the Mosquitto test");
+        return;
+    };
+    let addr: SocketAddr = ([127, 0, 0, 1], m.port).into();
+    scenario(format!("broker = \"mqtt://{addr}\""), addr).await;
+}
+
+async fn exactly_once(broker_line: String, addr: SocketAddr) {
+    let ingest = Ingest::start(&broker_line).await;
+    let (db, eq) = (&ingest.db, &ingest.eq);
+    probe(addr, db).await;
 
     const N: u64 = 1000;
     let mut msgs = Vec::new();
@@ -158,44 +217,44 @@ async fn exactly_once(broker_line: String, addr: SocketAddr) {
     publish_all(addr, "pub-1", msgs).await;
 
     wait_for_async(Duration::from_secs(60), "every message stored", || {
-        count(&db, "SELECT count(*) FROM equipment_readings") == 2 * N as i64 + 1
-            && count(&db, "SELECT count(*) FROM rejects") == rejects_expected
+        count(db, "SELECT count(*) FROM equipment_readings") == 2 * N as i64 + 1
+            && count(db, "SELECT count(*) FROM rejects") == rejects_expected
             && eq.status().duplicates == 50
     })
     .await;
     let distinct = count(
-        &db,
+        db,
         "SELECT count(*) FROM (SELECT DISTINCT machine, seq FROM equipment_readings)",
     );
     assert_eq!(distinct, 2 * N as i64 + 1);
     let reasons = count(
-        &db,
+        db,
         "SELECT count(*) FROM rejects WHERE source LIKE 'mqtt:factory/%' AND length(raw) > 0",
     );
     assert_eq!(reasons, rejects_expected);
     assert_eq!(
         count(
-            &db,
+            db,
             "SELECT count(*) FROM rejects WHERE reason LIKE '%exceeds%' AND length(raw) = 5000"
         ),
         (N / 100) as i64
     );
     assert_eq!(
         count(
-            &db,
+            db,
             "SELECT count(*) FROM records WHERE kind = 'quality.alert'"
         ),
         1
     );
     assert_eq!(
         count(
-            &db,
+            db,
             "SELECT count(*) FROM records WHERE kind = 'quality.alert.end'"
         ),
         1
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM records WHERE kind = 'quality.alert' AND station = 'S2' AND body LIKE '%\"value_c\":185%'"),
+        count(db, "SELECT count(*) FROM records WHERE kind = 'quality.alert' AND station = 'S2' AND body LIKE '%\"value_c\":185%'"),
         1
     );
     let st = eq.status();
@@ -208,33 +267,17 @@ async fn exactly_once(broker_line: String, addr: SocketAddr) {
     let json = serde_json::to_string(&st).expect("status serializes");
     assert!(json.contains("\"sessions_lost\":0"));
 
-    stop_tx.send(true).expect("stop");
-    tokio::time::timeout(Duration::from_secs(10), eq.join())
-        .await
-        .expect("ingest stops")
-        .expect("clean stop");
-    tokio::task::spawn_blocking(move || journal.close())
-        .await
-        .expect("join")
-        .expect("close");
+    ingest.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_broker_exactly_once_and_rejects() {
-    let port = free_port();
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    exactly_once(format!("listen = \"{addr}\""), addr).await;
+    on_embedded(exactly_once).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mosquitto_exactly_once_and_rejects() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let Some(m) = Mosquitto::start(dir.path()) else {
-        println!("NOTICE: mosquitto not installed; skipping the Mosquitto test");
-        return;
-    };
-    let addr: SocketAddr = ([127, 0, 0, 1], m.port).into();
-    exactly_once(format!("broker = \"mqtt://{addr}\""), addr).await;
+    on_mosquitto(exactly_once).await;
 }
 
 fn sp_payload(seq: u64, metrics: Vec<Metric>) -> Vec<u8> {
@@ -258,17 +301,8 @@ fn metric(name: Option<&str>, alias: u64, v: f64) -> Metric {
 }
 
 async fn sparkplug_scenario(broker_line: String, addr: SocketAddr) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("journal.db");
-    let journal = Journal::open(&JournalConfig::at(&db)).expect("journal");
-    let (cfg, machines) = parse(&config(&broker_line));
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let eq = equipment::spawn(cfg, machines, journal.handle(), stop).expect("spawn");
-    // The embedded broker starts inside the ingest; wait for its client to connect.
-    wait_for_async(Duration::from_secs(20), "ingest connected", || {
-        eq.status().connected
-    })
-    .await;
+    let ingest = Ingest::start(&broker_line).await;
+    let (db, eq) = (&ingest.db, &ingest.eq);
 
     // A subscriber standing in for the edge node, listening for commands.
     let mut opts = MqttOptions::new("edge-node-E", addr.ip().to_string(), addr.port());
@@ -324,7 +358,7 @@ async fn sparkplug_scenario(broker_line: String, addr: SocketAddr) {
         .await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         if count(
-            &db,
+            db,
             "SELECT count(*) FROM equipment_readings WHERE machine = 'iron-sp'",
         ) > 0
         {
@@ -338,7 +372,7 @@ async fn sparkplug_scenario(broker_line: String, addr: SocketAddr) {
     // Drain rebirth requests caused by the probing (e.g. a DBIRTH seen before its NBIRTH).
     while ncmd_rx.try_recv().is_ok() {}
     let before = count(
-        &db,
+        db,
         "SELECT count(*) FROM equipment_readings WHERE machine = 'iron-sp'",
     );
 
@@ -354,7 +388,7 @@ async fn sparkplug_scenario(broker_line: String, addr: SocketAddr) {
     )
     .await;
     wait_for_async(Duration::from_secs(10), "DDATA decoded by alias", || {
-        count(&db, "SELECT count(*) FROM equipment_readings WHERE machine = 'iron-sp' AND metrics = '{\"temp_c\":151.5}'") == 1
+        count(db, "SELECT count(*) FROM equipment_readings WHERE machine = 'iron-sp' AND metrics = '{\"temp_c\":151.5}'") == 1
     })
     .await;
     assert!(ncmd_rx.try_recv().is_err(), "no rebirth while in sequence");
@@ -378,13 +412,13 @@ async fn sparkplug_scenario(broker_line: String, addr: SocketAddr) {
     assert_eq!(p.metrics[0].name.as_deref(), Some("Node Control/Rebirth"));
     assert_eq!(p.metrics[0].value, Some(MetricValue::BooleanValue(true)));
     wait_for_async(Duration::from_secs(10), "gap record and alert", || {
-        count(&db, "SELECT count(*) FROM records WHERE kind = 'equipment.gap' AND body LIKE '%\"expected_seq\":3%' AND body LIKE '%\"got_seq\":5%'") == 1
-            && count(&db, "SELECT count(*) FROM records WHERE kind = 'quality.alert' AND station = 'S3'") == 1
+        count(db, "SELECT count(*) FROM records WHERE kind = 'equipment.gap' AND body LIKE '%\"expected_seq\":3%' AND body LIKE '%\"got_seq\":5%'") == 1
+            && count(db, "SELECT count(*) FROM records WHERE kind = 'quality.alert' AND station = 'S3'") == 1
     })
     .await;
     assert_eq!(
         count(
-            &db,
+            db,
             "SELECT count(*) FROM equipment_readings WHERE machine = 'iron-sp'"
         ),
         before + 2
@@ -401,7 +435,7 @@ async fn sparkplug_scenario(broker_line: String, addr: SocketAddr) {
     )
     .await;
     wait_for_async(Duration::from_secs(10), "unknown alias reject", || {
-        count(&db, "SELECT count(*) FROM rejects WHERE reason LIKE '%alias 99%' AND source = 'mqtt:spBv1.0/G/DDATA/E/D'") == 1
+        count(db, "SELECT count(*) FROM rejects WHERE reason LIKE '%alias 99%' AND source = 'mqtt:spBv1.0/G/DDATA/E/D'") == 1
     })
     .await;
     let st = eq.status();
@@ -409,31 +443,15 @@ async fn sparkplug_scenario(broker_line: String, addr: SocketAddr) {
     assert!(st.rebirths_requested >= 1);
 
     let _ = client.disconnect().await;
-    stop_tx.send(true).expect("stop");
-    tokio::time::timeout(Duration::from_secs(10), eq.join())
-        .await
-        .expect("ingest stops")
-        .expect("clean stop");
-    tokio::task::spawn_blocking(move || journal.close())
-        .await
-        .expect("join")
-        .expect("close");
+    ingest.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sparkplug_aliases_gap_and_rebirth_embedded() {
-    let port = free_port();
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    sparkplug_scenario(format!("listen = \"{addr}\""), addr).await;
+    on_embedded(sparkplug_scenario).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sparkplug_aliases_gap_and_rebirth_mosquitto() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let Some(m) = Mosquitto::start(dir.path()) else {
-        println!("NOTICE: mosquitto not installed; skipping the Mosquitto test");
-        return;
-    };
-    let addr: SocketAddr = ([127, 0, 0, 1], m.port).into();
-    sparkplug_scenario(format!("broker = \"mqtt://{addr}\""), addr).await;
+    on_mosquitto(sparkplug_scenario).await;
 }
