@@ -830,27 +830,23 @@ impl Db<'_> {
 
     /// Conflicts, newest first (at most `limit`).
     fn conflicts(&self, limit: usize) -> Result<Vec<ConflictRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        self.refused(
             "SELECT agent, journal, seq, reason, message, received_ms FROM conflicts ORDER BY id DESC LIMIT ?1",
-        )?;
-        let rows = st.query_map([limit as i64], |r| {
-            Ok(ConflictRow {
-                agent: r.get(0)?,
-                journal_id: journal_from(r.get(1)?),
-                seq: r.get::<_, i64>(2)? as u64,
-                reason: r.get(3)?,
-                message: r.get(4)?,
-                received_ms: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            limit,
+        )
     }
 
     /// Rejected records, newest first (at most `limit`).
     fn rejects(&self, limit: usize) -> Result<Vec<ConflictRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        self.refused(
             "SELECT agent, journal, seq, reason, message, received_ms FROM rejects ORDER BY id DESC LIMIT ?1",
-        )?;
+            limit,
+        )
+    }
+
+    /// The rows of `sql` (conflicts and rejects have the same columns).
+    fn refused(&self, sql: &str, limit: usize) -> Result<Vec<ConflictRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(sql)?;
         let rows = st.query_map([limit as i64], |r| {
             Ok(ConflictRow {
                 agent: r.get(0)?,
