@@ -23,14 +23,8 @@ pub enum Command {
     /// Run the agent (the daemon): open the journal, start the device, station and upload
     /// tasks, and run until SIGTERM or SIGINT, which commit everything pending and stop.
     Run {
-        /// The configuration file (see config.example.toml).
-        #[arg(
-            long,
-            short,
-            env = "BOBBIN_CONFIG",
-            default_value = "/etc/bobbin/config.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
     },
     /// Run a whole workshop on this PC at accelerated speed: the agent, a simulated scanner
     /// (pseudo-terminal) per station, workers and bundle tickets, and a local reference
@@ -52,14 +46,8 @@ pub enum Command {
     /// Check a configuration file and exit: 0 when valid; otherwise 1 and one line naming
     /// the key and the problem, e.g. `stations[2].devices[0]: no device named "scan-9"`.
     CheckConfig {
-        /// The configuration file to check.
-        #[arg(
-            long,
-            short,
-            env = "BOBBIN_CONFIG",
-            default_value = "/etc/bobbin/config.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
     },
     /// Recompute the journal's hash chain. Intact: exit 0 and one summary line per journal
     /// (id, records, last sequence). Otherwise exit 1, naming the first sequence number
@@ -150,20 +138,15 @@ pub enum Command {
     /// Codes (badges, bundle tickets) are decoded as scans would be, and a bad line is named.
     /// Safe while the agent runs. Headers: workers `id,name,team,badge`; bundles
     /// `trace_code,order,style,colour,size,quantity`; processes `order,process,step`.
+    /// The config gives the journal path and the decoding settings.
     Import {
         /// Which table the file fills.
         #[arg(value_enum)]
         kind: crate::masterdata::Kind,
         /// The CSV file (UTF-8, with the header line).
         file: PathBuf,
-        /// The agent's configuration (for the journal path and the decoding settings).
-        #[arg(
-            long,
-            short,
-            env = "BOBBIN_CONFIG",
-            default_value = "/etc/bobbin/config.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
     },
     /// List serial ports (with USB VID/PID/serial where known) and HID devices (VID/PID,
     /// usage page, product), to help write the [[devices]] section of the config.
@@ -176,14 +159,8 @@ pub enum Command {
     /// pieces today), devices, journal, upload backlog, disk. Reads the agent's status API
     /// at the config's [status] listen address (with its token when one is set).
     Status {
-        /// The agent's configuration.
-        #[arg(
-            long,
-            short,
-            env = "BOBBIN_CONFIG",
-            default_value = "/etc/bobbin/config.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
         /// Print the raw JSON instead.
         #[arg(long)]
         json: bool,
@@ -215,15 +192,24 @@ pub enum Command {
 /// `bobbin key` actions.
 #[derive(Debug, Subcommand)]
 pub enum KeyAction {
-    /// Print the public key (base64 and hex) and the key file's path.
+    /// Print the public key (base64 and hex) and the key file's path (the config's
+    /// [sync] section names the key file).
     Show {
-        /// The agent's configuration (its [sync] section names the key file).
-        #[arg(
-            long,
-            short,
-            env = "BOBBIN_CONFIG",
-            default_value = "/etc/bobbin/config.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
     },
+}
+
+/// `--config`: the agent's configuration file, shared by every command that reads it.
+#[derive(Debug, clap::Args)]
+pub struct ConfigFile {
+    /// The configuration file (see config.example.toml).
+    #[arg(
+        long = "config",
+        short = 'c',
+        value_name = "FILE",
+        env = "BOBBIN_CONFIG",
+        default_value = "/etc/bobbin/config.toml"
+    )]
+    pub path: PathBuf,
 }

@@ -1,6 +1,6 @@
 //! The one-shot subcommands (everything but the daemon loop, which is in `daemon`).
 
-use crate::cli::Command;
+use crate::cli::{Command, ConfigFile};
 use crate::config::{Config, LogFormat};
 use crate::journal::{self, verify, JournalConfig, JournalReader};
 use anyhow::Context;
@@ -13,7 +13,9 @@ use std::process::ExitCode;
 /// (e.g. a broken chain is exit 1); `Err` is a failure to run at all (exit 2).
 pub fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Run { config } => {
+        Command::Run {
+            config: ConfigFile { path: config },
+        } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -31,7 +33,9 @@ pub fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             crate::daemon::run(cfg)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::CheckConfig { config } => Ok(check_config(&config)),
+        Command::CheckConfig {
+            config: ConfigFile { path: config },
+        } => Ok(check_config(&config)),
         Command::Demo {
             dir,
             port,
@@ -89,10 +93,20 @@ pub fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             count,
             config,
         } => gen_code_cmd(&node, &region, date, attribute, count, config.as_deref()),
-        Command::Import { kind, file, config } => import_cmd(kind, &file, &config),
-        Command::Status { config, json } => status_cmd(&config, json),
+        Command::Import {
+            kind,
+            file,
+            config: ConfigFile { path: config },
+        } => import_cmd(kind, &file, &config),
+        Command::Status {
+            config: ConfigFile { path: config },
+            json,
+        } => status_cmd(&config, json),
         Command::Key {
-            action: crate::cli::KeyAction::Show { config },
+            action:
+                crate::cli::KeyAction::Show {
+                    config: ConfigFile { path: config },
+                },
         } => {
             let cfg = Config::load(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
             let Some(sync) = cfg.sync else {
