@@ -387,15 +387,39 @@ pub fn cut_inspection_record(
         "nonconformity": eval.nonconformity,
         "flags": eval.flags,
     });
-    RecordContent {
-        kind: "inspection.cut".into(),
-        time_ms,
-        station: station.map(str::to_owned),
-        worker: Some(form.inspector.clone()),
-        trace_code: form.trace_key.clone(),
-        order: Some(form.order.clone()).filter(|o| !o.is_empty()),
-        process: None,
-        body: body.to_string(),
+    let by = Inspection {
+        inspector: &form.inspector,
+        trace_key: form.trace_key.as_deref(),
+        order: &form.order,
+    };
+    by.record("inspection.cut", station, time_ms, body)
+}
+
+/// What both inspection records take from their form besides the body.
+struct Inspection<'f> {
+    inspector: &'f str,
+    trace_key: Option<&'f str>,
+    order: &'f str,
+}
+
+impl Inspection<'_> {
+    fn record(
+        &self,
+        kind: &str,
+        station: Option<&str>,
+        time_ms: i64,
+        body: serde_json::Value,
+    ) -> RecordContent {
+        RecordContent {
+            kind: kind.into(),
+            time_ms,
+            station: station.map(str::to_owned),
+            worker: Some(self.inspector.to_owned()),
+            trace_code: self.trace_key.map(str::to_owned),
+            order: Some(self.order.to_owned()).filter(|o| !o.is_empty()),
+            process: None,
+            body: body.to_string(),
+        }
     }
 }
 
@@ -667,16 +691,12 @@ pub fn garment_inspection_record(
         "nonconformity": eval.nonconformity,
         "flags": eval.flags,
     });
-    RecordContent {
-        kind: "inspection.garment".into(),
-        time_ms,
-        station: station.map(str::to_owned),
-        worker: Some(form.inspector.clone()),
-        trace_code: form.trace_key.clone(),
-        order: Some(form.order.clone()).filter(|o| !o.is_empty()),
-        process: None,
-        body: body.to_string(),
-    }
+    let by = Inspection {
+        inspector: &form.inspector,
+        trace_key: form.trace_key.as_deref(),
+        order: &form.order,
+    };
+    by.record("inspection.garment", station, time_ms, body)
 }
 
 #[cfg(test)]
