@@ -1,12 +1,14 @@
 //! A broker that comes back without our session (restarted, persistence off) cannot say
 //! what it dropped: the agent (`bobbin run`) records an `equipment.gap` naming the lost
-//! session, counts it in the status API, subscribes again, and data flows on.
+//! session, counts it in the status API, subscribes again, and data flows on. The same
+//! holds when the broker forgot us while the agent itself was down, and for the embedded
+//! broker, which starts afresh with every agent start.
 
 mod common;
 mod mqtt_common;
 
 use bobbin_tests::http_get;
-use common::run_agent;
+use common::{run_agent, Watched};
 use mqtt_common::*;
 use rumqttc::QoS;
 use std::net::SocketAddr;
@@ -137,4 +139,134 @@ kind = "sewing"
         assert!(metrics.contains(line), "{line} missing from {metrics}");
     }
     drop(agent);
+}
+
+fn session_config(dir: &std::path::Path, broker_line: &str) -> std::path::PathBuf {
+    let config = dir.join("bobbin.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[agent]
+id = "session-agent"
+data_dir = "data"
+[status]
+listen = "127.0.0.1:0"
+[mqtt]
+enabled = true
+{broker_line}
+client_id = "bobbin-session-test"
+reconnect_max_s = 1
+[[mqtt.patterns]]
+pattern = "factory/+machine/data"
+[[machines]]
+id = "sew-1"
+kind = "sewing"
+"#
+        ),
+    )
+    .expect("config");
+    config
+}
+
+/// `equipment.gap` records for a lost session, with their details.
+fn session_gaps(db: &std::path::Path) -> Vec<String> {
+    if !db.exists() {
+        return Vec::new();
+    }
+    let conn = reader(db);
+    let mut st = conn
+        .prepare(
+            "SELECT json_extract(body, '$.detail') FROM records WHERE kind = 'equipment.gap' \
+             AND json_extract(body, '$.reason') = 'session_lost' ORDER BY seq",
+        )
+        .expect("prepare");
+    let rows = st.query_map([], |r| r.get::<_, String>(0)).expect("query");
+    rows.map(|r| r.expect("row")).collect()
+}
+
+/// Starts the agent and waits until it has connected and noted its session at a time
+/// after `after_ms`; returns it and that time.
+fn start_and_connect(
+    config: &std::path::Path,
+    db: &std::path::Path,
+    after_ms: i64,
+) -> (Watched, i64) {
+    let agent = run_agent(config);
+    let noted = |db: &std::path::Path| {
+        count(
+            db,
+            &format!("SELECT count(*) FROM mqtt_sessions WHERE last_ms > {after_ms}"),
+        ) == 1
+    };
+    wait_for(Duration::from_secs(30), "the agent to connect", || {
+        noted(db)
+    });
+    let at = count(db, "SELECT max(last_ms) FROM mqtt_sessions");
+    (agent, at)
+}
+
+fn stop(agent: Watched) {
+    agent.signal(libc::SIGTERM);
+    let (status, _, err) = agent.wait(Duration::from_secs(30));
+    assert!(status.success(), "agent exit {status:?}: {err:?}");
+}
+
+#[test]
+fn a_broker_that_forgot_us_while_the_agent_was_down_is_a_gap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(broker) = Mosquitto::start(dir.path()) else {
+        println!("NOTICE: mosquitto not installed; lost-session test skipped");
+        return;
+    };
+    let port = broker.port;
+    let config = session_config(dir.path(), &format!("broker = \"mqtt://127.0.0.1:{port}\""));
+    let db = dir.path().join("data/journal.db");
+
+    // First start: no session was expected, so none is missing.
+    let (agent, at) = start_and_connect(&config, &db, 0);
+    stop(agent);
+    assert!(session_gaps(&db).is_empty());
+
+    // The broker kept our session across the agent's restart: still no gap.
+    let (agent, at) = start_and_connect(&config, &db, at);
+    stop(agent);
+    assert!(session_gaps(&db).is_empty(), "{:?}", session_gaps(&db));
+
+    // Now the broker restarts (persistence off) while the agent is down.
+    drop(broker);
+    let _broker = Mosquitto::start_on(dir.path(), port).expect("restart mosquitto");
+    let (agent, _) = start_and_connect(&config, &db, at);
+    wait_for(Duration::from_secs(30), "the equipment.gap record", || {
+        session_gaps(&db).len() == 1
+    });
+    stop(agent);
+    let gaps = session_gaps(&db);
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert!(gaps[0].contains("had no session"), "{gaps:?}");
+}
+
+#[test]
+fn every_restart_of_the_embedded_broker_is_a_gap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = session_config(
+        dir.path(),
+        &format!("listen = \"127.0.0.1:{}\"", free_port()),
+    );
+    let db = dir.path().join("data/journal.db");
+    let (agent, at) = start_and_connect(&config, &db, 0);
+    stop(agent);
+    assert!(
+        session_gaps(&db).is_empty(),
+        "the first start loses nothing"
+    );
+    // The embedded broker's log is in memory: the restarted agent's broker has no session.
+    let (agent, _) = start_and_connect(&config, &db, at);
+    wait_for(Duration::from_secs(30), "the equipment.gap record", || {
+        session_gaps(&db).len() == 1
+    });
+    stop(agent);
+    let gaps = session_gaps(&db);
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert!(gaps[0].contains("embedded broker"), "{gaps:?}");
 }

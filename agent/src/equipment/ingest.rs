@@ -227,6 +227,16 @@ pub enum Item {
     Reject(RejectRow, Option<String>),
     /// A record (gap, lost session).
     Record(RecordContent),
+    /// A connect with a session on `broker` for `client_id` (remembered, so that a later
+    /// start without the session is a recorded gap).
+    Session {
+        /// The broker as the status shows it.
+        broker: String,
+        /// Our client id.
+        client_id: String,
+        /// When (UTC ms).
+        at_ms: i64,
+    },
 }
 
 /// What processing a message produced.
@@ -542,6 +552,14 @@ fn apply(
                 ctx.append(rec)?;
                 out.push(Applied::Recorded);
             }
+            Item::Session {
+                broker,
+                client_id,
+                at_ms,
+            } => {
+                store::session_seen(ctx.tx, broker, client_id, *at_ms)?;
+                out.push(Applied::Recorded);
+            }
         }
     }
     Ok(out)
@@ -666,7 +684,17 @@ async fn run_task(
             )
         }
     };
+    let embedded = _broker.is_some();
+    let broker_name = status.broker();
+    let expect_session = {
+        let (b, c) = (broker_name.clone(), cfg.client_id.clone());
+        journal
+            .exec(move |ctx| Ok(store::session_known(ctx.tx, &b, &c)?))
+            .await
+            .map_err(EquipmentError::Journal)?
+    };
     let mut ccfg = ClientConfig::new(host, port, cfg.client_id.clone());
+    ccfg.expect_session = expect_session;
     ccfg.keep_alive = Duration::from_secs(cfg.keep_alive_s);
     ccfg.max_packet_size = client_packet_limit(cfg.max_payload_bytes);
     ccfg.backoff_max = Duration::from_secs(cfg.reconnect_max_s);
@@ -729,10 +757,17 @@ async fn run_task(
                             batch.items.extend(p.items);
                             batch.messages.push(m);
                         }
-                        MqttEvent::Connected { session_lost: true, .. } => {
-                            batch.items.push(Item::Record(session_lost_record(status.broker())));
+                        MqttEvent::Connected { session_lost, .. } => {
+                            if session_lost {
+                                batch.items.push(Item::Record(session_lost_record(broker_name.clone(), embedded)));
+                            }
+                            batch.items.push(Item::Session {
+                                broker: broker_name.clone(),
+                                client_id: cfg.client_id.clone(),
+                                at_ms: chrono::Utc::now().timestamp_millis(),
+                            });
                         }
-                        MqttEvent::Connected { .. } | MqttEvent::Disconnected { .. } => {}
+                        MqttEvent::Disconnected { .. } => {}
                     }
                     if !batch.full() {
                         next = events.try_recv().ok();
@@ -817,8 +852,17 @@ fn client_packet_limit(max_payload: usize) -> usize {
     (max_payload + 64 * 1024).max(2 * 1024 * 1024)
 }
 
-fn session_lost_record(broker: String) -> RecordContent {
-    tracing::warn!(%broker, "MQTT session lost on reconnect: recording a possible gap");
+/// The `equipment.gap` record for a session the broker no longer has. The embedded broker
+/// keeps messages in memory only, so each agent restart loses its session by design.
+fn session_lost_record(broker: String, embedded: bool) -> RecordContent {
+    let detail = if embedded {
+        "the embedded broker keeps messages in memory only and started afresh with the agent; \
+         what machines published just before the agent stopped may be lost \
+         (Mosquitto with systemd/mosquitto-bobbin.conf keeps them)"
+    } else {
+        "the broker had no session for this client; messages queued for it while it was away may be lost"
+    };
+    tracing::warn!(%broker, "MQTT session lost: recording a possible gap");
     RecordContent {
         kind: "equipment.gap".into(),
         time_ms: chrono::Utc::now().timestamp_millis(),
@@ -831,7 +875,7 @@ fn session_lost_record(broker: String) -> RecordContent {
             "source": "mqtt",
             "reason": "session_lost",
             "broker": broker,
-            "detail": "the broker had no session for this client on reconnect; messages queued while disconnected may be lost",
+            "detail": detail,
         })
         .to_string(),
     }

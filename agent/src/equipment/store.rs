@@ -6,6 +6,8 @@
 //!   broker's redelivery harmless.
 //! - `equipment_excursions`: the open temperature excursion per iron, so the alert
 //!   debouncer's state commits and rolls back with the readings and alert records.
+//! - `mqtt_sessions`: each (broker, client id) this journal has held a session on, so a
+//!   broker that forgot us while the agent was down is a recorded gap, not a silent one.
 
 use super::alerts::{self, AlertEvent, Excursion};
 use super::config::{MachineConfig, MachineKind};
@@ -39,6 +41,47 @@ pub const MIGRATION_SQL: &str = "
         readings  INTEGER NOT NULL
     );
 ";
+
+/// The migration (schema v5) that remembers which broker sessions this journal has held.
+pub const SESSIONS_MIGRATION_SQL: &str = "
+    CREATE TABLE mqtt_sessions (
+        broker     TEXT    NOT NULL,
+        client_id  TEXT    NOT NULL,
+        first_ms   INTEGER NOT NULL,
+        last_ms    INTEGER NOT NULL,
+        PRIMARY KEY (broker, client_id)
+    ) WITHOUT ROWID;
+";
+
+/// Whether this journal has held a session for `client_id` on `broker` before.
+pub fn session_known(
+    tx: &Transaction<'_>,
+    broker: &str,
+    client_id: &str,
+) -> rusqlite::Result<bool> {
+    tx.query_row(
+        "SELECT 1 FROM mqtt_sessions WHERE broker = ?1 AND client_id = ?2",
+        params![broker, client_id],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|r| r.is_some())
+}
+
+/// Notes a connect with a session for `client_id` on `broker` at `now_ms`.
+pub fn session_seen(
+    tx: &Transaction<'_>,
+    broker: &str,
+    client_id: &str,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO mqtt_sessions (broker, client_id, first_ms, last_ms) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT (broker, client_id) DO UPDATE SET last_ms = excluded.last_ms",
+        params![broker, client_id, now_ms],
+    )?;
+    Ok(())
+}
 
 /// A reading to store.
 #[derive(Debug, Clone, PartialEq)]

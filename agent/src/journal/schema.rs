@@ -6,7 +6,7 @@
 use rusqlite::{Connection, Transaction};
 
 /// The version this build writes and expects.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Pragmas every connection gets. `synchronous=FULL` makes each commit durable on return
 /// (NORMAL can roll back committed transactions after a power cut, which would break
@@ -137,7 +137,13 @@ const V3: &str = "
 ";
 
 /// Every migration, in order: `MIGRATIONS[i]` takes version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, crate::equipment::store::MIGRATION_SQL];
+const MIGRATIONS: &[&str] = &[
+    V1,
+    V2,
+    V3,
+    crate::equipment::store::MIGRATION_SQL,
+    crate::equipment::store::SESSIONS_MIGRATION_SQL,
+];
 
 // A migration without its version bump (or the reverse) must not build.
 const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION);

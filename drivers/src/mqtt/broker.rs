@@ -6,8 +6,8 @@
 //! session off: subscriptions and the read cursor of unacked QoS 1 messages survive a
 //! client reconnect, so our ingest's restart does not lose what machines published while it
 //! was down). Its log is in memory only: a broker restart (i.e. an agent restart) loses
-//! what it held, which is why Mosquitto with persistence is the production reference for
-//! sites that need it. Memory is bounded by `max_segment_size * max_segment_count` per
+//! what it held — the ingest records each such restart as a possible gap — which is why
+//! Mosquitto with persistence is the production reference for sites that need it. Memory is bounded by `max_segment_size * max_segment_count` per
 //! topic filter log.
 //!
 //! rumqttd offers no way to stop its threads; the broker lives until the process ends.

@@ -65,6 +65,9 @@ pub struct ClientConfig {
     pub backoff_max: Duration,
     /// Capacity of the event channel to the consumer (bounded; back-pressure on the broker).
     pub channel_capacity: usize,
+    /// This client id held a session on this broker before this process started (the
+    /// consumer remembers it), so a first connect without one is a lost session too.
+    pub expect_session: bool,
 }
 
 impl ClientConfig {
@@ -81,6 +84,7 @@ impl ClientConfig {
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             channel_capacity: 4096,
+            expect_session: false,
         }
     }
 }
@@ -128,7 +132,9 @@ pub enum MqttEvent {
     Connected {
         /// The broker kept our session (subscriptions and unacked messages).
         session_present: bool,
-        /// A reconnect found the session gone: messages queued for us may be lost upstream.
+        /// A session we had (on an earlier connection, or before this process started when
+        /// [`ClientConfig::expect_session`] says so) is gone: messages queued for us may be
+        /// lost upstream.
         session_lost: bool,
     },
     /// The connection failed or dropped; a reconnect follows after `retry_in`.
@@ -410,7 +416,8 @@ impl Client {
                     let generation = next_generation;
                     next_generation += 1;
                     backoff.reset();
-                    let session_lost = ever_connected && !ack.session_present;
+                    let session_lost =
+                        (ever_connected || self.cfg.expect_session) && !ack.session_present;
                     ever_connected = true;
                     self.shared.generation.store(generation, Ordering::Release);
                     {
