@@ -34,30 +34,11 @@ async fn lost_broker_session_is_recorded_as_a_gap() {
     let port = broker.port;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let status_port = free_port();
-    let config = dir.path().join("bobbin.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[agent]
-id = "session-agent"
-data_dir = "data"
-[status]
-listen = "127.0.0.1:{status_port}"
-[mqtt]
-enabled = true
-broker = "mqtt://{addr}"
-client_id = "bobbin-session-test"
-reconnect_max_s = 1
-[[mqtt.patterns]]
-pattern = "factory/+machine/data"
-[[machines]]
-id = "sew-1"
-kind = "sewing"
-"#
-        ),
-    )
-    .expect("config");
+    let config = session_config(
+        dir.path(),
+        &format!("broker = \"mqtt://{addr}\""),
+        status_port,
+    );
     let agent = run_agent(&config);
     let db = dir.path().join("data/journal.db");
     let readings = || count(&db, "SELECT count(*) FROM equipment_readings");
@@ -141,7 +122,13 @@ kind = "sewing"
     drop(agent);
 }
 
-fn session_config(dir: &std::path::Path, broker_line: &str) -> std::path::PathBuf {
+/// The agent's config: one sewing machine over MQTT on `broker_line`, status on
+/// `status_port` (0 for any).
+fn session_config(
+    dir: &std::path::Path,
+    broker_line: &str,
+    status_port: u16,
+) -> std::path::PathBuf {
     let config = dir.join("bobbin.toml");
     std::fs::write(
         &config,
@@ -151,7 +138,7 @@ fn session_config(dir: &std::path::Path, broker_line: &str) -> std::path::PathBu
 id = "session-agent"
 data_dir = "data"
 [status]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:{status_port}"
 [mqtt]
 enabled = true
 {broker_line}
@@ -220,7 +207,11 @@ fn a_broker_that_forgot_us_while_the_agent_was_down_is_a_gap() {
         return;
     };
     let port = broker.port;
-    let config = session_config(dir.path(), &format!("broker = \"mqtt://127.0.0.1:{port}\""));
+    let config = session_config(
+        dir.path(),
+        &format!("broker = \"mqtt://127.0.0.1:{port}\""),
+        0,
+    );
     let db = dir.path().join("data/journal.db");
 
     // First start: no session was expected, so none is missing.
@@ -252,6 +243,7 @@ fn every_restart_of_the_embedded_broker_is_a_gap() {
     let config = session_config(
         dir.path(),
         &format!("listen = \"127.0.0.1:{}\"", free_port()),
+        0,
     );
     let db = dir.path().join("data/journal.db");
     let (agent, at) = start_and_connect(&config, &db, 0);
