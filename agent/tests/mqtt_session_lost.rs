@@ -193,6 +193,19 @@ fn start_and_connect(
     (agent, at)
 }
 
+/// Starts the agent, waits for exactly one lost-session gap, stops it, and returns the gap's
+/// detail (still exactly one after the stop).
+fn one_gap_on_this_start(config: &std::path::Path, db: &std::path::Path, after_ms: i64) -> String {
+    let (agent, _) = start_and_connect(config, db, after_ms);
+    wait_for(Duration::from_secs(30), "the equipment.gap record", || {
+        session_gaps(db).len() == 1
+    });
+    stop(agent);
+    let gaps = session_gaps(db);
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    gaps[0].clone()
+}
+
 fn stop(agent: Watched) {
     agent.signal(libc::SIGTERM);
     let (status, _, err) = agent.wait(Duration::from_secs(30));
@@ -227,14 +240,8 @@ fn a_broker_that_forgot_us_while_the_agent_was_down_is_a_gap() {
     // Now the broker restarts (persistence off) while the agent is down.
     drop(broker);
     let _broker = Mosquitto::start_on(dir.path(), port).expect("restart mosquitto");
-    let (agent, _) = start_and_connect(&config, &db, at);
-    wait_for(Duration::from_secs(30), "the equipment.gap record", || {
-        session_gaps(&db).len() == 1
-    });
-    stop(agent);
-    let gaps = session_gaps(&db);
-    assert_eq!(gaps.len(), 1, "{gaps:?}");
-    assert!(gaps[0].contains("had no session"), "{gaps:?}");
+    let detail = one_gap_on_this_start(&config, &db, at);
+    assert!(detail.contains("had no session"), "{detail}");
 }
 
 #[test]
@@ -253,12 +260,6 @@ fn every_restart_of_the_embedded_broker_is_a_gap() {
         "the first start loses nothing"
     );
     // The embedded broker's log is in memory: the restarted agent's broker has no session.
-    let (agent, _) = start_and_connect(&config, &db, at);
-    wait_for(Duration::from_secs(30), "the equipment.gap record", || {
-        session_gaps(&db).len() == 1
-    });
-    stop(agent);
-    let gaps = session_gaps(&db);
-    assert_eq!(gaps.len(), 1, "{gaps:?}");
-    assert!(gaps[0].contains("embedded broker"), "{gaps:?}");
+    let detail = one_gap_on_this_start(&config, &db, at);
+    assert!(detail.contains("embedded broker"), "{detail}");
 }
