@@ -666,7 +666,8 @@ async fn run_task(
     status: StatusCell,
     mqtt_slot: Arc<std::sync::Mutex<Option<MqttHandle>>>,
 ) -> Result<(), EquipmentError> {
-    let (host, port, _broker) = match external {
+    // The embedded broker, if any, lives as long as this task.
+    let (host, port, embedded_broker) = match external {
         Some((h, p)) => (h, p, None),
         None => {
             let bcfg = EmbeddedBrokerConfig {
@@ -684,7 +685,7 @@ async fn run_task(
             )
         }
     };
-    let embedded = _broker.is_some();
+    let embedded = embedded_broker.is_some();
     let broker_name = status.broker();
     let expect_session = {
         let (b, c) = (broker_name.clone(), cfg.client_id.clone());
